@@ -1,0 +1,50 @@
+"""Connection URLs: one Postgres server, two databases (og-pipeline's tables and Dagster's).
+
+Dagster's storage goes through SQLAlchemy, which maps a bare ``postgresql://`` URL to psycopg 3
+from SQLAlchemy 2.1 on; dagster-postgres is built on psycopg2, so its URL names that driver.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg")
+
+
+def _split(url: str) -> SplitResult:
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(f"expected a postgresql:// URL, got scheme {parts.scheme!r}")
+    return parts
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    parts = _split(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    name = _split(url).path.lstrip("/")
+    return name or "postgres"
+
+
+def for_psycopg(url: str) -> str:
+    """A libpq URL (psycopg and psql accept only the bare scheme)."""
+    parts = _split(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def for_dagster(url: str) -> str:
+    """A SQLAlchemy URL that selects psycopg2, the driver dagster-postgres is built on."""
+    parts = _split(url)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = _split(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

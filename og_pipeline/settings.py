@@ -1,0 +1,117 @@
+"""og-pipeline's configuration, read from environment variables and validated at load time.
+
+Every setting is named by its variable, so an invalid value fails with that name (a bad
+``OG_SYNC_START_DATE`` says so, not "validation error for Settings"). Secrets are ``SecretStr``
+and never printed. The Dagster resources read the same variables through ``dg.EnvVar``; this
+module serves what must be known before any run (partition start, database, ports) and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_ORDERGROOVE_API_URL = "https://restapi.ordergroove.com"
+DEFAULT_OMETRIA_API_URL = "https://api.ometria.com"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(populate_by_name=False, extra="ignore", frozen=True)
+
+    ordergroove_api_key: SecretStr | None = Field(None, alias="ORDERGROOVE_API_KEY")
+    ordergroove_api_url: str = Field(DEFAULT_ORDERGROOVE_API_URL, alias="ORDERGROOVE_API_URL")
+    ordergroove_webhook_key: SecretStr | None = Field(None, alias="ORDERGROOVE_WEBHOOK_KEY")
+    ometria_api_key: SecretStr | None = Field(None, alias="OMETRIA_API_KEY")
+    ometria_api_url: str = Field(DEFAULT_OMETRIA_API_URL, alias="OMETRIA_API_URL")
+    sync_start_date: date | None = Field(None, alias="OG_SYNC_START_DATE")
+    database_url: str | None = Field(None, alias="OG_DATABASE_URL")
+    dagster_database_url: str | None = Field(None, alias="OG_DAGSTER_DATABASE_URL")
+    ordergroove_timezone: str = Field("America/Chicago", alias="OG_ORDERGROOVE_TIMEZONE")
+
+    @field_validator("ordergroove_api_url", "ometria_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url", "dagster_database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://", "postgresql+")):
+            raise ValueError("must be a postgresql:// URL")
+        return value or None
+
+    @field_validator("sync_start_date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError("must be a date as YYYY-MM-DD") from None
+        return value
+
+    @field_validator("sync_start_date")
+    @classmethod
+    def _not_in_future(cls, value: date | None) -> date | None:
+        if value and value > datetime.now(timezone.utc).date():
+            raise ValueError("must not be in the future")
+        return value
+
+    @field_validator("ordergroove_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as America/Chicago") from None
+        return value
+
+    @property
+    def webhook_keys(self) -> list[str]:
+        """The webhook Verification Keys; several (comma-separated) during a rotation."""
+        if self.ordergroove_webhook_key is None:
+            return []
+        raw = self.ordergroove_webhook_key.get_secret_value()
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def uses_real_apis(self) -> bool:
+        return self.ordergroove_api_key is not None or self.ometria_api_key is not None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; a ConfigError names every variable at fault."""
+    env = os.environ if environ is None else environ
+    names = {field.alias for field in Settings.model_fields.values() if field.alias}
+    # An empty variable means unset, as in most shells' `VAR= command`.
+    values = {name: env[name] for name in names if env.get(name, "").strip() != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]) if error["loc"] else "configuration"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def require_start_date(settings: Settings) -> date:
+    if settings.sync_start_date is None:
+        raise ConfigError(
+            "OG_SYNC_START_DATE is not set: set it to the first day to sync, as YYYY-MM-DD "
+            "(the first sync backfills from there)"
+        )
+    return settings.sync_start_date
