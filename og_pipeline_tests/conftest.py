@@ -1,0 +1,65 @@
+"""Shared fixtures: a real Postgres for the whole session, a fresh migrated database per test.
+
+The server is the embedded one, started here in a temporary folder and deleted at the end, unless
+OG_TEST_DATABASE_URL names a server to use instead (it must allow CREATE DATABASE). Each test gets
+its own database cloned from a migrated template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from psycopg import sql
+
+from og_pipeline.db.connection import connect, ensure_database
+from og_pipeline.db.embedded import EmbeddedPostgres
+from og_pipeline.db.migrate import migrate
+from og_pipeline.db.urls import with_database
+
+TEMPLATE = "og_test_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the maintenance database of a running Postgres server."""
+    external = os.environ.get("OG_TEST_DATABASE_URL", "").strip()
+    if external:
+        yield external
+        return
+    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data", delete=True) as server:
+        yield server.url()
+
+
+@pytest.fixture(scope="session")
+def _template(pg_server_url: str) -> str:
+    with connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+    ensure_database(pg_server_url, TEMPLATE)
+    migrate(with_database(pg_server_url, TEMPLATE))
+    return TEMPLATE
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, _template: str) -> Iterator[str]:
+    """A fresh database with og-pipeline's schema applied; dropped after the test."""
+    name = "og_test_" + uuid.uuid4().hex[:12]
+    with connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(_template))
+        )
+    yield with_database(pg_server_url, name)
+    with connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = "og_test_empty_" + uuid.uuid4().hex[:12]
+    ensure_database(pg_server_url, name)
+    yield with_database(pg_server_url, name)
+    with connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

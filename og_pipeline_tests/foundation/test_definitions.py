@@ -1,0 +1,51 @@
+"""The code location loads, and the instance in dagster.yaml (Postgres storage) is valid."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+from og_pipeline.db.urls import for_dagster, with_database
+from og_pipeline.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _instance_env(pg_server_url: str, tmp_path: Path) -> dict[str, str]:
+    from og_pipeline.db.connection import ensure_database
+
+    ensure_database(pg_server_url, "og_dagster_test")
+    return {
+        "DAGSTER_HOME": str(ROOT),
+        "OG_DAGSTER_DATABASE_URL": for_dagster(with_database(pg_server_url, "og_dagster_test")),
+        "OG_DAGSTER_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "OG_DAGSTER_COMPUTE_LOGS_DIR": str(tmp_path / "compute_logs"),
+    }
+
+
+def test_definitions_load() -> None:
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_dagster_definitions_validate_passes_with_the_project_instance(pg_server_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, **_instance_env(pg_server_url, tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_instance_stores_runs_and_events_in_postgres(pg_server_url: str, tmp_path: Path, monkeypatch) -> None:
+    for key, value in _instance_env(pg_server_url, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
