@@ -1,0 +1,156 @@
+"""``og-pipeline dev``: the whole system on one machine.
+
+    embedded Postgres (unless OG_DATABASE_URL)  ->  migrations
+    sandbox APIs (for each API without a real key)
+    dagster dev: webserver + daemon (schedules and sensors on by default)
+
+Ctrl-C stops every process started here; the data stays in .og/ for the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import click
+import requests
+
+from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
+from og_pipeline.settings import load_settings
+
+# The sandbox's fixed keys: they only open the local stand-ins.
+SANDBOX_ORDERGROOVE_KEY = "sandbox-og-key"
+SANDBOX_OMETRIA_KEY = "sandbox-ometria-key"
+SANDBOX_WEBHOOK_KEY = "sandbox-webhook-key"
+
+
+def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | int]:
+    """The sandbox merchant of this dev folder, fixed at first start.
+
+    The sandbox keeps its data in memory and regenerates it from this spec at every start; keeping
+    the seed, start and "now" makes it the same merchant each time, so the tables kept in Postgres
+    stay consistent with it.
+    """
+    path = state / "dev-sandbox.json"
+    if path.is_file():
+        spec = json.loads(path.read_text())
+        if start_date is None or spec.get("start_date") == start_date.isoformat():
+            return spec
+    today = datetime.now(timezone.utc).date()
+    spec = {
+        "seed": 1,
+        "subscriptions": 2000,
+        "start_date": (start_date or today - timedelta(days=7)).isoformat(),
+        "now": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    path.write_text(json.dumps(spec, indent=2) + "\n")
+    return spec
+
+
+def _wait_until_up(url: str, what: str, processes: list[subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in processes:
+            if proc.poll() is not None:
+                raise click.ClickException(f"{what} did not start: a process exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise click.ClickException(f"{what} did not answer at {url} within {timeout:.0f} s")
+
+
+def _stop(processes: list[subprocess.Popen], grace: float = 20.0) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _spawn(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, env=dict(env), cwd=cwd)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the UI and services.")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--sandbox-port", default=8700, show_default=True, help="Port of the sandbox APIs.")
+def dev(host: str, port: int, sandbox_port: int) -> None:
+    """Run the whole system locally: Postgres, sandbox APIs, Dagster UI and daemon.
+
+    Uses an embedded Postgres (data in .og/postgres) unless OG_DATABASE_URL is set, and the sandbox
+    stand-in of each API whose key (ORDERGROOVE_API_KEY, OMETRIA_API_KEY) is not set. Ctrl-C stops
+    everything; the data is kept for the next start.
+    """
+    settings = load_settings()
+    root = project_root()
+    state = state_dir(root)
+    click.echo(f"og-pipeline dev: state in {state}")
+    databases = open_databases(settings, state)
+    processes: list[subprocess.Popen] = []
+    # SIGTERM (a supervisor, a test) stops the children as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        env = dict(os.environ)
+        env.update(dagster_environment(root, state, databases))
+        click.echo("Postgres: " + ("embedded, data in " + str(state / "postgres")
+                                   if databases.embedded else "OG_DATABASE_URL"))
+
+        fake_og = settings.ordergroove_api_key is None
+        fake_ometria = settings.ometria_api_key is None
+        if fake_og or fake_ometria:
+            spec = _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
+            base = f"http://{host}:{sandbox_port}"
+            processes.append(_spawn(
+                [sys.executable, "-m", "og_pipeline", "sandbox", "--host", host,
+                 "--port", str(sandbox_port), "--seed", str(spec["seed"]),
+                 "--subscriptions", str(spec["subscriptions"]),
+                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"])],
+                env, root))
+            _wait_until_up(base + "/_sandbox/health", "the sandbox", processes, 120)
+            if fake_og:
+                env.update(ORDERGROOVE_API_URL=base + "/ordergroove",
+                           ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
+                           ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY,
+                           OG_SYNC_START_DATE=str(spec["start_date"]))
+            if fake_ometria:
+                env.update(OMETRIA_API_URL=base + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
+            click.echo(f"Sandbox APIs: {base} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
+                       f"Ometria: {'sandbox' if fake_ometria else 'real'})")
+        # Validate what the children will see, so a bad value fails here with its name.
+        load_settings(env)
+
+        processes.append(_spawn(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
+             "-h", host, "-p", str(port)],
+            env, root))
+        _wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
+        click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
+        while all(proc.poll() is None for proc in processes):
+            time.sleep(1)
+        raise click.ClickException("a process of og-pipeline dev exited; stopping the others")
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        _stop(processes)
+        databases.close()
+        click.echo("stopped; data kept in " + str(state))
