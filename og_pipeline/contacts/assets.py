@@ -1,0 +1,86 @@
+"""Per-contact subscription stats: what each contact's Ometria custom fields should say.
+
+Unpartitioned on purpose: it is one table over the whole history, recomputed in Postgres for
+the contacts whose raw records changed. Its checks are blocking: a failure stops the push.
+"""
+
+import dagster as dg
+
+from og_pipeline.contacts.stats import (
+    INTEGRITY_QUERIES,
+    active_contacts_in_ometria,
+    integrity_violations,
+    recompute_dirty,
+    summary,
+)
+from og_pipeline.ordergroove.assets import ordergroove_raw_records
+from og_pipeline.resources import PostgresResource
+
+MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
+
+
+class StatsConfig(dg.Config):
+    max_active_drop_share: float = 0.2
+    """Largest share of contacts active in Ometria that may turn inactive in one run."""
+    mass_drop_min_contacts: int = 50
+    """Below this many active contacts in Ometria, the mass-drop check does not apply."""
+
+
+@dg.asset(
+    group_name="contacts",
+    deps=[ordergroove_raw_records],
+    kinds={"postgres"},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="contact_subscription_stats", blocking=True)
+        for name in [*INTEGRITY_QUERIES, MASS_DROP_CHECK]
+    ],
+)
+def contact_subscription_stats(
+    context: dg.AssetExecutionContext, config: StatsConfig, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """One row per Ordergroove customer: active subscriptions (live), total subscriptions,
+    status (active if any is live) and next order date (earliest upcoming order).
+
+    These are the values of the contact's Ometria custom fields. Recomputed inside Postgres
+    (og.contact_stats) for exactly the contacts whose subscriptions, orders or customer record
+    changed since the last run.
+    """
+    with postgres.connection() as conn:
+        recomputed, changed = recompute_dirty(conn)
+        totals = summary(conn)
+        violations = integrity_violations(conn)
+        baseline = active_contacts_in_ometria(conn)
+    checks = [
+        dg.AssetCheckResult(check_name=name, passed=count == 0, metadata={"violations": count})
+        for name, count in violations.items()
+    ]
+    drop = max(0, baseline - totals.active_contacts)
+    share = drop / baseline if baseline else 0.0
+    checks.append(
+        dg.AssetCheckResult(
+            check_name=MASS_DROP_CHECK,
+            passed=baseline < config.mass_drop_min_contacts or share <= config.max_active_drop_share,
+            metadata={
+                "active_in_ometria": baseline,
+                "active_now": totals.active_contacts,
+                "drop_share": round(share, 4),
+                "max_drop_share": config.max_active_drop_share,
+            },
+            description="Active contacts now vs. what Ometria last accepted; raise "
+            "max_active_drop_share in the run config to push a real mass cancellation.",
+        )
+    )
+    context.log.info("recomputed %d contacts, %d changed", recomputed, changed)
+    return dg.MaterializeResult(
+        metadata={
+            "contacts_recomputed": recomputed,
+            "contacts_changed": changed,
+            "contacts": totals.contacts,
+            "active_contacts": totals.active_contacts,
+            "contacts_without_email": totals.contacts_without_email,
+            "active_subscriptions": totals.active_subscriptions,
+            "total_subscriptions": totals.total_subscriptions,
+            "dagster/row_count": totals.contacts,
+        },
+        check_results=checks,
+    )

@@ -1,0 +1,236 @@
+"""Pushing changed contact custom fields to Ometria, with state and an audit trail.
+
+    og.contact_stats  vs  og.ometria_contacts (what Ometria last accepted)
+      -> changed contacts, keyset-paged 100 at a time (memory flat)
+      -> contact records (design: id og-<customer>, customer_id, email, @collection, @merge)
+      -> OmetriaClient.push (rate-limited, retried)
+      -> accepted: state + audit row; rejected: found one by one, kept with the refused hash
+    then /v2/push/_errors: new asynchronous errors are recorded (against the contact when the
+    path names it) and reported.
+
+Contacts without an e-mail are counted and not pushed. The audit keeps fields and hashes,
+never e-mail addresses. ``marketing_optin`` is never sent: a subscription feed must not touch
+consent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from og_pipeline.ometria.client import OmetriaClient
+
+CONTACT_ID_PREFIX = "og-"
+_RECORD_ID_IN_PATH = re.compile(r"\[(og-[^\]]+)\]")
+
+
+@dataclass(frozen=True)
+class FieldIds:
+    """Ometria custom field IDs (created in Ometria first; IDs cannot be renamed there)."""
+
+    active_subscriptions: str = "ordergroove_active_subscriptions"
+    total_subscriptions: str = "ordergroove_total_subscriptions"
+    subscription_status: str = "ordergroove_subscription_status"
+    next_order_date: str = "ordergroove_next_order_date"
+
+
+@dataclass
+class PushReport:
+    changed: int = 0
+    pushed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    without_email: int = 0
+    batches: int = 0
+    new_async_errors: int = 0
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "contacts_changed": self.changed,
+            "contacts_pushed": self.pushed,
+            "contacts_accepted": self.accepted,
+            "contacts_rejected": self.rejected,
+            "contacts_without_email": self.without_email,
+            "batches": self.batches,
+            "new_async_errors": self.new_async_errors,
+        }
+
+
+_CHANGED = """
+SELECT s.customer_id, s.email, s.active_subscriptions, s.total_subscriptions, s.status,
+       s.next_order_date, s.fields_hash
+FROM og.contact_stats s
+LEFT JOIN og.ometria_contacts o ON o.customer_id = s.customer_id
+WHERE s.customer_id > %(after)s
+  AND s.fields_hash IS DISTINCT FROM o.fields_hash
+  AND s.fields_hash IS DISTINCT FROM o.rejected_hash
+ORDER BY s.customer_id
+LIMIT %(limit)s
+"""
+
+_ACCEPTED = """
+INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, fields, fields_hash, request_id, accepted_at)
+VALUES (%(customer_id)s, %(contact_id)s, %(fields)s, %(hash)s, %(request_id)s, now())
+ON CONFLICT (customer_id) DO UPDATE SET fields = EXCLUDED.fields, fields_hash = EXCLUDED.fields_hash,
+    request_id = EXCLUDED.request_id, accepted_at = EXCLUDED.accepted_at,
+    rejected_hash = NULL, rejected_at = NULL, last_error = NULL
+"""
+
+_REJECTED = """
+INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, rejected_hash, rejected_at, last_error)
+VALUES (%(customer_id)s, %(contact_id)s, %(hash)s, now(), %(error)s)
+ON CONFLICT (customer_id) DO UPDATE SET rejected_hash = EXCLUDED.rejected_hash,
+    rejected_at = EXCLUDED.rejected_at, last_error = EXCLUDED.last_error
+"""
+
+_AUDIT = """
+INSERT INTO og.ometria_push_audit (record_type, record_id, customer_id, fields, fields_hash,
+    request_id, outcome, error, run_id)
+VALUES ('contact', %(contact_id)s, %(customer_id)s, %(fields)s, %(hash)s, %(request_id)s,
+    %(outcome)s, %(error)s, %(run_id)s)
+"""
+
+
+@dataclass(frozen=True)
+class _Contact:
+    customer_id: str
+    email: str
+    fields: dict[str, Any]
+    hash: str
+
+    @property
+    def contact_id(self) -> str:
+        return CONTACT_ID_PREFIX + self.customer_id
+
+
+def contact_record(contact: _Contact, collection: str) -> dict[str, Any]:
+    return {
+        "@type": "contact",
+        "id": contact.contact_id,
+        "customer_id": contact.customer_id,
+        "email": contact.email,
+        "@collection": collection,
+        "@merge": True,
+        "properties": contact.fields,
+    }
+
+
+def _fields(row: tuple[Any, ...], ids: FieldIds) -> dict[str, Any]:
+    _, _, active, total, status, next_order, _ = row
+    return {
+        ids.active_subscriptions: active,
+        ids.total_subscriptions: total,
+        ids.subscription_status: status,
+        ids.next_order_date: next_order.isoformat() if next_order else None,
+    }
+
+
+def _record(conn: psycopg.Connection, sql: str, contacts: list[_Contact],
+            request_ids: dict[str, str | None], **values: Any) -> None:
+    if not contacts:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(sql, [
+            {"customer_id": c.customer_id, "contact_id": c.contact_id, "fields": Jsonb(c.fields),
+             "hash": c.hash, "request_id": request_ids.get(c.customer_id), **values}
+            for c in contacts
+        ])
+
+
+def push_changed_contacts(
+    conn: psycopg.Connection,
+    client: OmetriaClient,
+    *,
+    field_ids: FieldIds = FieldIds(),
+    collection: str = "ordergroove",
+    run_id: str | None = None,
+    preview_size: int = 5,
+    on_batch: Callable[[PushReport], None] | None = None,
+) -> PushReport:
+    """Push every contact whose fields differ from what Ometria last accepted."""
+    report = PushReport()
+    after = ""
+    while True:
+        rows = conn.execute(_CHANGED, {"after": after, "limit": client.max_batch}).fetchall()
+        if not rows:
+            break
+        after = rows[-1][0]
+        report.changed += len(rows)
+        batch = []
+        for row in rows:
+            if not row[1]:
+                report.without_email += 1
+                continue
+            batch.append(_Contact(row[0], row[1], _fields(row, field_ids), row[6]))
+        if not batch:
+            continue
+        records = [contact_record(c, collection) for c in batch]
+        result = client.push(records)
+        report.batches += 1
+        report.pushed += len(batch)
+        if result.rejected == 0:
+            accepted, rejected = batch, []
+            request_ids = {c.customer_id: result.request_id for c in batch}
+        else:
+            accepted, rejected, request_ids = _isolate_rejections(client, batch, collection)
+        _record(conn, _ACCEPTED, accepted, request_ids)
+        _record(conn, _AUDIT, accepted, request_ids, outcome="accepted", error=None, run_id=run_id)
+        _record(conn, _REJECTED, rejected, request_ids, error="rejected by Ometria")
+        _record(conn, _AUDIT, rejected, request_ids, outcome="rejected",
+                error="rejected by Ometria", run_id=run_id)
+        conn.commit()
+        report.accepted += len(accepted)
+        report.rejected += len(rejected)
+        if len(report.preview) < preview_size:
+            report.preview.extend(
+                {"contact_id": c.contact_id, **c.fields} for c in accepted[: preview_size - len(report.preview)]
+            )
+        if on_batch is not None:
+            on_batch(report)
+    report.new_async_errors = record_async_errors(conn, client)
+    return report
+
+
+def _isolate_rejections(
+    client: OmetriaClient, batch: list[_Contact], collection: str
+) -> tuple[list[_Contact], list[_Contact], dict[str, str | None]]:
+    """Ometria's answer only counts rejections; re-push one by one to learn which (rare)."""
+    accepted, rejected, request_ids = [], [], {}
+    for contact in batch:
+        result = client.push([contact_record(contact, collection)])
+        (rejected if result.rejected else accepted).append(contact)
+        request_ids[contact.customer_id] = result.request_id
+    return accepted, rejected, request_ids
+
+
+def record_async_errors(conn: psycopg.Connection, client: OmetriaClient) -> int:
+    """Store errors not seen before; an error naming a contact is set on that contact."""
+    new = 0
+    for error in client.errors():
+        message = str(error.get("error_message", ""))
+        path = str(error.get("error_path", "") or "")
+        digest = hashlib.sha256(json.dumps([message, path]).encode()).hexdigest()
+        match = _RECORD_ID_IN_PATH.search(path)
+        record_id = match.group(1) if match else None
+        inserted = conn.execute(
+            "INSERT INTO og.ometria_errors (error_hash, error_message, error_path, record_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (digest, message, path, record_id),
+        ).fetchone()
+        if inserted:
+            new += 1
+            if record_id:
+                conn.execute(
+                    "UPDATE og.ometria_contacts SET last_error = %s WHERE contact_id = %s",
+                    (message, record_id),
+                )
+    conn.commit()
+    return new
