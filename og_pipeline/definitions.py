@@ -3,17 +3,41 @@
 Ordergroove REST -> raw tables (hourly partitions) -> per-contact stats -> Ometria custom fields;
 Ordergroove webhooks -> staging table -> sensor -> event processing -> Ometria custom events.
 Each folder (ordergroove, contacts, ometria, webhooks) contributes its assets, checks, schedules
-and sensors; the resources come from environment variables at run time.
+and sensors. Secrets come from environment variables at run time (dg.EnvVar); the rest is
+validated when the location loads, so a bad value fails here with its variable's name.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from og_pipeline.contacts.assets import contact_subscription_stats
+from og_pipeline.ometria.assets import ometria_contact_fields
+from og_pipeline.ometria.resources import OmetriaResource
+from og_pipeline.ordergroove.assets import ordergroove_raw_records
+from og_pipeline.ordergroove.resources import OrdergrooveResource
+from og_pipeline.ordergroove.schedules import ordergroove_hourly_sync, ordergroove_sync_job
 from og_pipeline.resources import PostgresResource
+from og_pipeline.settings import load_settings
 
-defs = dg.Definitions(
-    resources={
-        "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
-    },
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = load_settings()
+    return dg.Definitions(
+        assets=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
+        jobs=[ordergroove_sync_job],
+        schedules=[ordergroove_hourly_sync],
+        resources={
+            "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
+            "ordergroove": OrdergrooveResource(
+                api_key=dg.EnvVar("ORDERGROOVE_API_KEY"),
+                api_url=settings.ordergroove_api_url,
+                timezone=settings.ordergroove_timezone,
+            ),
+            "ometria": OmetriaResource(
+                api_key=dg.EnvVar("OMETRIA_API_KEY"),
+                api_url=settings.ometria_api_url,
+            ),
+        },
+    )

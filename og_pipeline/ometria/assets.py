@@ -1,0 +1,55 @@
+"""Ometria contact custom fields: the push of changed contacts (unpartitioned)."""
+
+import dagster as dg
+import pandas as pd
+
+from og_pipeline.contacts.assets import contact_subscription_stats
+from og_pipeline.ometria.contacts import push_changed_contacts
+from og_pipeline.ometria.resources import OmetriaResource
+from og_pipeline.resources import PostgresResource
+
+
+@dg.asset(
+    group_name="ometria",
+    deps=[contact_subscription_stats],
+    pool="ometria_api",
+    kinds={"postgres"},
+    tags={"destination": "ometria"},
+)
+def ometria_contact_fields(
+    context: dg.AssetExecutionContext, ometria: OmetriaResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """The Ordergroove custom fields of each Ometria contact, as Ometria last accepted them.
+
+    Pushes only contacts whose fields differ from what Ometria last accepted, in batches of at
+    most 100 within the rate limit. Every push leaves an audit row per contact
+    (og.ometria_push_audit); contacts without an e-mail are counted and not pushed; rejected
+    records and asynchronous errors are recorded against the contact and reported here.
+    No custom events: those come only from live webhooks.
+    """
+    with ometria.client() as client, postgres.connection() as conn:
+        report = push_changed_contacts(
+            conn, client, field_ids=ometria.field_ids, collection=ometria.collection,
+            run_id=context.run_id,
+            on_batch=lambda r: context.log.info("pushed %d contacts so far", r.pushed)
+            if r.batches % 20 == 0 else None,
+        )
+        stats = client.stats
+    context.log.info(
+        "pushed %d contacts (%d accepted, %d rejected, %d without e-mail)",
+        report.pushed, report.accepted, report.rejected, report.without_email,
+    )
+    if report.rejected or report.new_async_errors:
+        context.log.warning(
+            "Ometria refused %d contacts and reported %d new errors; see og.ometria_contacts.last_error",
+            report.rejected, report.new_async_errors,
+        )
+    metadata: dict[str, object] = {
+        **report.as_metadata(),
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "throttled": stats.throttled,
+    }
+    if report.preview:
+        metadata["preview"] = dg.MetadataValue.md(pd.DataFrame(report.preview).to_markdown(index=False))
+    return dg.MaterializeResult(metadata=metadata)

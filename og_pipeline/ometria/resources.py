@@ -1,0 +1,37 @@
+"""The Ometria push API as a Dagster resource (the key comes from OMETRIA_API_KEY)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from og_pipeline.ometria.client import OmetriaClient
+from og_pipeline.ometria.contacts import FieldIds
+
+
+class OmetriaResource(dg.ConfigurableResource):
+    """Ometria push API: key, base URL, client-side rate limit, custom field IDs."""
+
+    api_key: str
+    api_url: str = "https://api.ometria.com"
+    requests_per_second: float = 8.0
+    max_retries: int = 8
+    collection: str = "ordergroove"
+    field_active_subscriptions: str = FieldIds.active_subscriptions
+    field_total_subscriptions: str = FieldIds.total_subscriptions
+    field_subscription_status: str = FieldIds.subscription_status
+    field_next_order_date: str = FieldIds.next_order_date
+
+    def client(self) -> OmetriaClient:
+        return OmetriaClient(
+            self.api_url, self.api_key, requests_per_second=self.requests_per_second,
+            max_retries=self.max_retries,
+        )
+
+    @property
+    def field_ids(self) -> FieldIds:
+        return FieldIds(
+            active_subscriptions=self.field_active_subscriptions,
+            total_subscriptions=self.field_total_subscriptions,
+            subscription_status=self.field_subscription_status,
+            next_order_date=self.field_next_order_date,
+        )
