@@ -1,0 +1,101 @@
+"""Seeded fault injection for the stand-in APIs.
+
+Every request to a faulted API asks its `FaultInjector.decide()` first, before auth or any side
+effect, so a faulted request changes nothing. A burst answers the next `count` requests with one
+status; otherwise one RNG draw decides an error status (with `rate`) and a second a delay (with
+`slow_rate`). Both draws happen on every request, so the same seed always yields the same
+sequence of decisions however the outcomes interleave.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_STATUSES: tuple[int, ...] = (429, 423, 500, 502, 503)
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    rate: float = 0.0
+    statuses: tuple[int, ...] = DEFAULT_STATUSES
+    slow_rate: float = 0.0
+    slow_seconds: float = 1.0
+    seed: int = 0
+    burst: tuple[int, int] | None = None  # (status, count)
+    retry_after: int | None = 1  # seconds sent with a 429; None = no header
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> FaultSpec:
+        known = {k: v for k, v in data.items() if k in FaultSpec.__dataclass_fields__}
+        if "statuses" in known:
+            known["statuses"] = tuple(int(s) for s in known["statuses"])
+        if known.get("burst") is not None:
+            status, count = known["burst"]
+            known["burst"] = (int(status), int(count))
+        return FaultSpec(**known)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: int | None = None  # an error status to answer with, or None to serve normally
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+PASS = Decision()
+
+
+class FaultInjector:
+    """Thread-safe; `set()` resets the RNG so a seed replays its sequence from the start."""
+
+    def __init__(self, spec: FaultSpec | None = None) -> None:
+        self._lock = threading.Lock()
+        self.set(spec or FaultSpec())
+
+    def set(self, spec: FaultSpec) -> None:
+        with self._lock:
+            self.spec = spec
+            self._rng = random.Random(spec.seed)
+            self._burst_left = spec.burst[1] if spec.burst else 0
+            self.decisions: list[Decision] = []
+
+    def clear(self) -> None:
+        self.set(FaultSpec())
+
+    def _error(self, status: int) -> Decision:
+        headers = {}
+        if status == 429 and self.spec.retry_after is not None:
+            headers["Retry-After"] = str(self.spec.retry_after)
+        return Decision(status=status, headers=headers)
+
+    def decide(self) -> Decision:
+        with self._lock:
+            spec = self.spec
+            if self._burst_left > 0 and spec.burst is not None:
+                self._burst_left -= 1
+                decision = self._error(spec.burst[0])
+            elif spec.rate <= 0 and spec.slow_rate <= 0:
+                decision = PASS
+            else:
+                fail_draw, status_draw, slow_draw = (
+                    self._rng.random(),
+                    self._rng.random(),
+                    self._rng.random(),
+                )
+                if fail_draw < spec.rate and spec.statuses:
+                    decision = self._error(spec.statuses[int(status_draw * len(spec.statuses))])
+                elif slow_draw < spec.slow_rate:
+                    decision = Decision(delay=spec.slow_seconds)
+                else:
+                    decision = PASS
+            self.decisions.append(decision)
+            # The log is for tests and inspection; keep it bounded on long runs.
+            if len(self.decisions) > 10_000:
+                del self.decisions[:5_000]
+            return decision

@@ -1,0 +1,152 @@
+"""Read accessors of the merchant store: REST dicts, webhook objects, ids and ground truth.
+
+A mixin of `Merchant`, split out to keep the store's mutation logic on its own. Every accessor
+takes the store lock, renders only the rows it returns, and raises KeyError for unknown ids.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+from . import ids
+from .clock import day_to_date
+from .model import ORDER_UNSENT
+
+if TYPE_CHECKING:
+    from .merchant import Columns, Merchant, MerchantSpec
+
+
+class MerchantReads:
+    spec: MerchantSpec
+    seed: int
+    lock: threading.RLock
+    cols: Columns
+    product_rows: dict[str, int]
+
+    def sub_row(self, public_id: str) -> int:
+        row = ids.row_of_public_id(self.seed, ids.KIND_SUBSCRIPTION, public_id)
+        if row is None or row >= len(self.cols.s_customer):
+            raise KeyError(f"unknown subscription {public_id!r}")
+        return row
+
+    def customer_row(self, customer_id: str) -> int:
+        row = ids.row_of_customer_id(customer_id)
+        if row is None or not 0 <= row < len(self.cols.c_created):
+            raise KeyError(f"unknown customer {customer_id!r}")
+        return row
+
+    def order_row(self, public_id: str, kind: int = ids.KIND_ORDER) -> int:
+        row = ids.row_of_public_id(self.seed, kind, public_id)
+        if row is None or row >= len(self.cols.o_sub) or self.cols.o_deleted[row]:
+            raise KeyError(f"unknown order {public_id!r}")
+        return row
+
+    def product_row(self, external_product_id: str) -> int:
+        try:
+            return self.product_rows[external_product_id]
+        except KeyError:
+            raise KeyError(f"unknown product {external_product_id!r}") from None
+
+    def sub_id(self, row: int) -> str:
+        return ids.public_id(self.seed, ids.KIND_SUBSCRIPTION, row)
+
+    def order_id(self, row: int) -> str:
+        return ids.public_id(self.seed, ids.KIND_ORDER, row)
+
+    def item_id(self, row: int) -> str:
+        return ids.public_id(self.seed, ids.KIND_ITEM, row)
+
+    # ---------------------------------------------------------------- records
+
+    def subscription(self, public_id: str) -> dict[str, Any]:
+        from .render import render_subscription
+
+        with self.lock:
+            return render_subscription(self, self.sub_row(public_id))
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        from .render import render_customer
+
+        with self.lock:
+            return render_customer(self, self.customer_row(customer_id))
+
+    def order(self, public_id: str) -> dict[str, Any]:
+        from .render import render_order
+
+        with self.lock:
+            return render_order(self, self.order_row(public_id))
+
+    def product(self, external_product_id: str) -> dict[str, Any]:
+        from .render import render_product
+
+        return render_product(self, self.product_row(external_product_id))
+
+    def upcoming_order_id(self, public_id: str) -> str | None:
+        with self.lock:
+            row = self.cols.s_upcoming[self.sub_row(public_id)]
+            return self.order_id(row) if row >= 0 else None
+
+    def subscription_ids(self, live: bool | None = None) -> list[str]:
+        with self.lock:
+            c = self.cols
+            return [
+                self.sub_id(r)
+                for r in range(len(c.s_customer))
+                if live is None or bool(c.s_live[r]) == live
+            ]
+
+    def customer_ids(self) -> list[str]:
+        with self.lock:
+            return [ids.customer_id(r) for r in range(len(self.cols.c_created))]
+
+    def product_ids(self) -> list[str]:
+        return [p["external_product_id"] for p in self.cols.products]
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "subscriptions": len(self.cols.s_customer),
+                "customers": len(self.cols.c_created),
+                "orders": len(self.idx_orders),
+                "products": len(self.cols.products),
+            }
+
+    def ground_truth(self) -> dict[str, dict[str, Any]]:
+        """Per customer id: email, active, total, status, next_order_date, from current state."""
+        from .render import customer_email
+
+        with self.lock:
+            c = self.cols
+            out: dict[str, dict[str, Any]] = {}
+            for cust in range(len(c.c_created)):
+                subs = c.c_subs[cust]
+                active = sum(c.s_live[s] for s in subs)
+                places = [c.o_place[o] for o in c.c_orders[cust] if c.o_status[o] == ORDER_UNSENT]
+                out[ids.customer_id(cust)] = {
+                    "email": customer_email(self, cust),
+                    "active": active,
+                    "total": len(subs),
+                    "status": "active" if active else "inactive",
+                    "next_order_date": day_to_date(min(places)) if places else None,
+                }
+            return out
+
+    def webhook_object(self, kind: str, key: str) -> dict[str, Any]:
+        """A record as Webhooks 2.0 renders it (unix times, `extra_data` as an object).
+
+        `kind` is "subscription", "customer", "order" or "item", with that record's id.
+        """
+        from . import render
+
+        m = cast("Merchant", self)
+        with self.lock:
+            if kind == "subscription":
+                return render.webhook_subscription(m, self.sub_row(key))
+            if kind == "customer":
+                return render.webhook_customer(m, self.customer_row(key))
+            if kind == "order":
+                return render.webhook_order(m, self.order_row(key))
+            if kind == "item":
+                return render.webhook_item(m, self.order_row(key, ids.KIND_ITEM))
+        raise ValueError(f"unknown kind {kind!r}")
