@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -65,7 +65,7 @@ class Settings(BaseModel):
     @field_validator("sync_start_date")
     @classmethod
     def _not_in_future(cls, value: date | None) -> date | None:
-        if value and value > datetime.now(timezone.utc).date():
+        if value and value > datetime.now(UTC).date():
             raise ValueError("must not be in the future")
         return value
 

@@ -8,6 +8,11 @@ its own database cloned from a migrated template, so tests never see each other'
 from __future__ import annotations
 
 import os
+
+# The hourly partitions start here (read when the code location's modules are imported); the
+# sandbox merchants of the tests start on the same day.
+os.environ.setdefault("OG_SYNC_START_DATE", "2026-11-01")
+
 import uuid
 from collections.abc import Iterator
 

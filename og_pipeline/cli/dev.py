@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -43,12 +43,12 @@ def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | i
         spec = json.loads(path.read_text())
         if start_date is None or spec.get("start_date") == start_date.isoformat():
             return spec
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     spec = {
         "seed": 1,
         "subscriptions": 2000,
         "start_date": (start_date or today - timedelta(days=7)).isoformat(),
-        "now": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "now": datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
     path.write_text(json.dumps(spec, indent=2) + "\n")
     return spec

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from og_pipeline.db.urls import with_database
 
@@ -42,7 +42,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         self._server.cleanup()
 
-    def __enter__(self) -> EmbeddedPostgres:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,22 +33,21 @@ def available() -> list[Migration]:
 def migrate(url: str) -> list[str]:
     """Apply the migrations the database lacks; returns the versions applied now."""
     applied_now: list[str] = []
-    with connect(url) as conn:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            conn.execute("CREATE SCHEMA IF NOT EXISTS og")
+    with connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute("CREATE SCHEMA IF NOT EXISTS og")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS og.schema_migrations ("
+            " version text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM og.schema_migrations")}
+        for migration in available():
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql)
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS og.schema_migrations ("
-                " version text PRIMARY KEY,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
+                "INSERT INTO og.schema_migrations (version) VALUES (%s)", (migration.version,)
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM og.schema_migrations")}
-            for migration in available():
-                if migration.version in done:
-                    continue
-                conn.execute(migration.sql)
-                conn.execute(
-                    "INSERT INTO og.schema_migrations (version) VALUES (%s)", (migration.version,)
-                )
-                applied_now.append(migration.version)
+            applied_now.append(migration.version)
     return applied_now

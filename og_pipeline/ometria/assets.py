@@ -30,7 +30,7 @@ def ometria_contact_fields(
     with ometria.client() as client, postgres.connection() as conn:
         report = push_changed_contacts(
             conn, client, field_ids=ometria.field_ids, collection=ometria.collection,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             on_batch=lambda r: context.log.info("pushed %d contacts so far", r.pushed)
             if r.batches % 20 == 0 else None,
         )

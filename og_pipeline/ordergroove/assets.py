@@ -7,7 +7,7 @@ hourly partition costs Dagster bookkeeping, so the partitioned assets are kept f
 """
 
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
@@ -17,7 +17,7 @@ from og_pipeline.ordergroove.sync import sync_window
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings, require_start_date
 
-SYNC_START = datetime.combine(require_start_date(load_settings()), time(0), tzinfo=timezone.utc)
+SYNC_START = datetime.combine(require_start_date(load_settings()), time(0), tzinfo=UTC)
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=SYNC_START.strftime("%Y-%m-%d-%H:%M"), timezone="UTC"

@@ -6,14 +6,13 @@ import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields
-from og_pipeline.ordergroove.assets import hourly_partitions, ordergroove_raw_records
+from og_pipeline.ordergroove.assets import ordergroove_raw_records
 
 # Raw records for the hour (or a backfill range, as one run), then the stats and the push of
 # whatever changed. The unpartitioned steps run once per run, whatever its range.
 ordergroove_sync_job = dg.define_asset_job(
     "ordergroove_sync",
     selection=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
-    partitions_def=hourly_partitions,
     description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
 )
 

@@ -35,6 +35,8 @@ class SyncReport:
     end: datetime
     counts: dict[str, UpsertCounts] = field(default_factory=dict)
     pages: dict[str, int] = field(default_factory=dict)
+    customers_looked_up: int = 0
+    customers_not_found: int = 0
 
     @property
     def records(self) -> int:
@@ -47,6 +49,8 @@ class SyncReport:
             flat[f"{resource}_inserted"] = counts.inserted
             flat[f"{resource}_updated"] = counts.updated
             flat[f"{resource}_pages"] = self.pages.get(resource, 0)
+        flat["customers_looked_up"] = self.customers_looked_up
+        flat["customers_not_found"] = self.customers_not_found
         return flat
 
 
@@ -70,7 +74,7 @@ def _prefetch(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, 
                 if stop.is_set():
                     return
             buffer.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             buffer.put(exc)
 
     worker = threading.Thread(target=produce, name="og-prefetch", daemon=True)
@@ -112,4 +116,28 @@ def sync_window(
             report.pages[resource] += 1
             if on_page is not None:
                 on_page(resource, counts)
+    if "customers" in resources:
+        _fetch_missing_customers(client, conn, report)
     return report
+
+
+# Customers of changed subscriptions that the customers walk did not bring: their record was last
+# updated before the window (an old account that subscribed now). Without it, no e-mail.
+_MISSING_CUSTOMERS = """
+SELECT d.customer_id FROM og.dirty_contacts d
+WHERE NOT EXISTS (SELECT 1 FROM og.customers c WHERE c.merchant_user_id = d.customer_id)
+ORDER BY d.customer_id
+"""
+
+
+def _fetch_missing_customers(client: OrdergrooveClient, conn: psycopg.Connection, report: SyncReport) -> None:
+    missing = [row[0] for row in conn.execute(_MISSING_CUSTOMERS).fetchall()]
+    counts = report.counts.setdefault("customers", UpsertCounts())
+    for customer_id in missing:
+        record = client.get_customer(customer_id)
+        report.customers_looked_up += 1
+        if record is None:
+            report.customers_not_found += 1
+            continue
+        counts.add(upsert(conn, "customers", normalise("customers", [record], client.zone)))
+        conn.commit()

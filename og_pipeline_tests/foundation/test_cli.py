@@ -10,7 +10,7 @@ import sys
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "og_pipeline", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False, timeout=120,
     )
 
 
