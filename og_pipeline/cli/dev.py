@@ -9,6 +9,7 @@ Ctrl-C stops every process started here; the data stays in .og/ for the next sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,12 +24,14 @@ import click
 import requests
 
 from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
-from og_pipeline.settings import load_settings
+from og_pipeline.settings import load_settings, require_start_date
 
 # The sandbox's fixed keys: they only open the local stand-ins.
 SANDBOX_ORDERGROOVE_KEY = "sandbox-og-key"
 SANDBOX_OMETRIA_KEY = "sandbox-ometria-key"
 SANDBOX_WEBHOOK_KEY = "sandbox-webhook-key"
+# Written once the start-date backfill succeeded, so later starts leave it to the schedule.
+BACKFILL_MARKER = "dev-backfill.done"
 
 
 def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | int]:
@@ -69,21 +72,52 @@ def _wait_until_up(url: str, what: str, processes: list[subprocess.Popen], timeo
     raise click.ClickException(f"{what} did not answer at {url} within {timeout:.0f} s")
 
 
-def _stop(processes: list[subprocess.Popen], grace: float = 20.0) -> None:
+def _stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """Interrupt each child's process group (Dagster's webserver and daemon included), then wait;
+    whatever is still running after the grace period is killed."""
     for proc in processes:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
     deadline = time.monotonic() + grace
     for proc in processes:
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
 def _spawn(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, env=dict(env), cwd=cwd)
+    # Each child leads its own process group: a terminal's Ctrl-C reaches only us, and we stop
+    # the children in order (see _stop) instead of racing them.
+    return subprocess.Popen(args, env=dict(env), cwd=cwd, process_group=0)
+
+
+def _start_first_backfill(state: Path, env: Mapping[str, str], root: Path) -> subprocess.Popen | None:
+    """On first start, sync from OG_SYNC_START_DATE to the last complete hour, as one run.
+
+    The hourly schedule takes over from there. The run shows in the UI like any other.
+    """
+    if (state / BACKFILL_MARKER).exists():
+        return None
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = env["OG_SYNC_START_DATE"]
+    click.echo(f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI)")
+    return _spawn(
+        [sys.executable, "-m", "og_pipeline", "sync", "--start", start, "--end", end.strftime("%Y-%m-%dT%H:%M")],
+        env, root,
+    )
+
+
+def _finish_first_backfill(state: Path, backfill: subprocess.Popen) -> None:
+    if backfill.returncode == 0:
+        (state / BACKFILL_MARKER).write_text(datetime.now(UTC).isoformat() + "\n")
+        click.echo("start-date backfill done; the hourly schedule keeps contacts current")
+    else:
+        click.echo(f"start-date backfill failed (exit {backfill.returncode}); its run in the UI says why. "
+                   "It runs again at the next start.", err=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -107,7 +141,10 @@ def dev(host: str, port: int, sandbox_port: int) -> None:
     click.echo(f"og-pipeline dev: state in {state}")
     databases = open_databases(settings, state)
     processes: list[subprocess.Popen] = []
-    # SIGTERM (a supervisor, a test) stops the children as Ctrl-C does.
+    # Ctrl-C and SIGTERM (a supervisor, a test) both stop everything in order, even when this
+    # process was started with SIGINT ignored (a background job of a script). A handled signal
+    # is reset to its default in each child at exec, so the children honour our SIGINT too.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         env = dict(os.environ)
@@ -117,6 +154,8 @@ def dev(host: str, port: int, sandbox_port: int) -> None:
 
         fake_og = settings.ordergroove_api_key is None
         fake_ometria = settings.ometria_api_key is None
+        if not fake_og:
+            require_start_date(settings)
         if fake_og or fake_ometria:
             spec = _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
             base = f"http://{host}:{sandbox_port}"
@@ -145,7 +184,13 @@ def dev(host: str, port: int, sandbox_port: int) -> None:
             env, root))
         _wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
         click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
-        while all(proc.poll() is None for proc in processes):
+        backfill = _start_first_backfill(state, env, root)
+        if backfill is not None:
+            processes.append(backfill)
+        while all(proc.poll() is None for proc in processes if proc is not backfill):
+            if backfill is not None and backfill.poll() is not None:
+                _finish_first_backfill(state, backfill)
+                backfill = None
             time.sleep(1)
         raise click.ClickException("a process of og-pipeline dev exited; stopping the others")
     except KeyboardInterrupt:

@@ -1,0 +1,132 @@
+"""`og-pipeline dev` as a newcomer runs it: everything comes up, Ctrl-C stops every process it
+started, and a second start keeps the data."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 240.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Dev:
+    """A running `og-pipeline dev`, its output read line by line in a thread."""
+
+    def __init__(self, home: Path, ui_port: int, sandbox_port: int) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("ORDERGROOVE_API_KEY", "OMETRIA_API_KEY", "OG_DATABASE_URL",
+                            "OG_SYNC_START_DATE", "ORDERGROOVE_API_URL", "OMETRIA_API_URL")}
+        env.update(OG_HOME=str(home), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "og_pipeline", "dev", "--port", str(ui_port),
+             "--sandbox-port", str(sandbox_port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = STARTUP_TIMEOUT) -> str:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                raise AssertionError(f"dev exited before {text!r}:\n" + "\n".join(self.seen[-40:]))
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=90)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return code
+
+
+@pytest.fixture
+def ports() -> Iterator[tuple[int, int]]:
+    yield _free_port(), _free_port()
+
+
+def _walk_subscriptions(sandbox: str) -> int:
+    url: str | None = f"{sandbox}/ordergroove/subscriptions/?page_size=100"
+    headers = {"x-api-key": "sandbox-og-key", "X-OG-API-VERSION": "2"}
+    seen = 0
+    while url:
+        body = requests.get(url, headers=headers, timeout=10).json()
+        seen += len(body["results"])
+        url = body["next"]
+    return seen
+
+
+def _contacts_in_database(home: Path) -> int:
+    # postmaster.pid's fifth line is the socket directory of the embedded server.
+    socket_dir = (home / "postgres" / "postmaster.pid").read_text().splitlines()[4]
+    with psycopg.connect(f"postgresql://postgres@/og_pipeline?host={socket_dir}") as conn:
+        return conn.execute("SELECT count(*) FROM og.ometria_contacts").fetchone()[0]
+
+
+def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, ports: tuple[int, int]) -> None:
+    ui_port, sandbox_port = ports
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    dev = Dev(tmp_path, ui_port, sandbox_port)
+    try:
+        dev.wait_for("Dagster UI:")
+        workspace = requests.post(
+            f"http://127.0.0.1:{ui_port}/graphql",
+            json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"},
+            timeout=30,
+        ).json()
+        assert workspace["data"]["workspaceOrError"]["locationEntries"] == [
+            {"name": "og_pipeline", "loadStatus": "LOADED"}
+        ]
+        info = requests.get(f"{sandbox}/_sandbox/info", timeout=10).json()
+        assert _walk_subscriptions(sandbox) == info["counts"]["subscriptions"] > 0
+
+        dev.wait_for("start-date backfill done")
+        pushed = len(requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json())
+        assert pushed > 0
+        assert _contacts_in_database(tmp_path) == pushed
+    finally:
+        code = dev.interrupt()
+    assert code == 0, "\n".join(dev.seen[-40:])
+    assert any("stopped; data kept" in line for line in dev.seen)
+    assert not _port_open(ui_port) and not _port_open(sandbox_port)
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "embedded Postgres still running"
+
+    again = Dev(tmp_path, ui_port, sandbox_port)
+    try:
+        again.wait_for("Dagster UI:")
+        assert not any("first start: backfilling" in line for line in again.seen)
+        assert _contacts_in_database(tmp_path) == pushed
+    finally:
+        assert again.interrupt() == 0, "\n".join(again.seen[-40:])

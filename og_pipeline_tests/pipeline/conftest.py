@@ -1,0 +1,116 @@
+"""A whole pipeline for a test: the sandbox on a random port, a fresh database, a Dagster
+instance on Postgres, and the environment the code location reads. ``Pipeline.sync`` runs the
+ordergroove_sync job over a range of hours as one run, as the schedule or the CLI would."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from og_pipeline.db.connection import connect, ensure_database
+from og_pipeline.db.urls import for_dagster, with_database
+from og_pipeline.sandbox import MerchantSpec, SandboxServer
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 4, tzinfo=UTC)
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+@dataclass
+class Pipeline:
+    sandbox: SandboxServer
+    db_url: str
+    instance: dg.DagsterInstance
+    monkeypatch: pytest.MonkeyPatch
+
+    def sync(self, start: datetime = START, end: datetime = NOW, *,
+             run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+        from og_pipeline.definitions import defs
+
+        job = defs().resolve_job_def("ordergroove_sync")
+        return job.execute_in_process(
+            instance=self.instance,
+            tags={
+                "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
+                "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
+            },
+            run_config=run_config,
+            raise_on_error=False,
+        )
+
+    def use_keys(self, *, ordergroove: str | None = None, ometria: str | None = None) -> None:
+        if ordergroove is not None:
+            self.monkeypatch.setenv("ORDERGROOVE_API_KEY", ordergroove)
+        if ometria is not None:
+            self.monkeypatch.setenv("OMETRIA_API_KEY", ometria)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with connect(self.db_url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def ometria_contacts(self) -> dict[str, dict[str, Any]]:
+        return self.sandbox.ometria.snapshot()["contacts"]
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The metadata of the asset's last materialization in the run."""
+    found: dict[str, Any] = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            if materialization.asset_key.to_user_string() == asset:
+                found = {k: v.value for k, v in materialization.metadata.items()}
+    return found
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    messages = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            while error is not None:
+                messages.append(error.message)
+                error = error.cause
+    return "\n".join(messages)
+
+
+def expected_fields(truth: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ordergroove_active_subscriptions": truth["active"],
+        "ordergroove_total_subscriptions": truth["total"],
+        "ordergroove_subscription_status": truth["status"],
+        "ordergroove_next_order_date": truth["next_order_date"].isoformat() if truth["next_order_date"] else None,
+    }
+
+
+@pytest.fixture(scope="session")
+def dagster_db_url(pg_server_url: str) -> str:
+    ensure_database(pg_server_url, "og_test_dagster")
+    return for_dagster(with_database(pg_server_url, "og_test_dagster"))
+
+
+@pytest.fixture
+def merchant_spec() -> MerchantSpec:
+    return MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW)
+
+
+@pytest.fixture
+def pipeline(merchant_spec: MerchantSpec, db_url: str, dagster_db_url: str,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    with SandboxServer(merchant_spec, port=0) as sandbox, dg.instance_for_test(
+        overrides={"storage": {"postgres": {"postgres_url": dagster_db_url}}}
+    ) as instance:
+        monkeypatch.setenv("OG_DATABASE_URL", db_url)
+        monkeypatch.setenv("ORDERGROOVE_API_URL", sandbox.ordergroove_url)
+        monkeypatch.setenv("OMETRIA_API_URL", sandbox.ometria_url)
+        monkeypatch.setenv("ORDERGROOVE_API_KEY", "sandbox-og-key")
+        monkeypatch.setenv("OMETRIA_API_KEY", "sandbox-ometria-key")
+        yield Pipeline(sandbox, db_url, instance, monkeypatch)
