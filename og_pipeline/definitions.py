@@ -14,9 +14,14 @@ import dagster as dg
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields
 from og_pipeline.ometria.resources import OmetriaResource
-from og_pipeline.ordergroove.assets import ordergroove_raw_records
+from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
 from og_pipeline.ordergroove.resources import OrdergrooveResource
-from og_pipeline.ordergroove.schedules import ordergroove_hourly_sync, ordergroove_sync_job
+from og_pipeline.ordergroove.schedules import (
+    ordergroove_daily_products,
+    ordergroove_hourly_sync,
+    ordergroove_products_job,
+    ordergroove_sync_job,
+)
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings
 
@@ -25,19 +30,30 @@ from og_pipeline.settings import load_settings
 def defs() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
-        jobs=[ordergroove_sync_job],
-        schedules=[ordergroove_hourly_sync],
+        assets=[
+            ordergroove_raw_records,
+            ordergroove_products,
+            contact_subscription_stats,
+            ometria_contact_fields,
+        ],
+        jobs=[ordergroove_sync_job, ordergroove_products_job],
+        schedules=[ordergroove_hourly_sync, ordergroove_daily_products],
         resources={
             "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
             "ordergroove": OrdergrooveResource(
                 api_key=dg.EnvVar("ORDERGROOVE_API_KEY"),
                 api_url=settings.ordergroove_api_url,
                 timezone=settings.ordergroove_timezone,
+                overlap_minutes=settings.sync_overlap_minutes,
             ),
             "ometria": OmetriaResource(
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),
                 api_url=settings.ometria_api_url,
+                requests_per_second=settings.ometria_requests_per_second,
+                field_active_subscriptions=settings.ometria_field_active_subscriptions,
+                field_total_subscriptions=settings.ometria_field_total_subscriptions,
+                field_subscription_status=settings.ometria_field_subscription_status,
+                field_next_order_date=settings.ometria_field_next_order_date,
             ),
         },
     )

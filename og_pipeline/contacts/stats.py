@@ -124,5 +124,5 @@ def integrity_violations(conn: psycopg.Connection) -> dict[str, int]:
 def active_contacts_in_ometria(conn: psycopg.Connection) -> int:
     """Contacts whose last accepted status in Ometria is active: the mass-drop baseline."""
     return conn.execute(
-        "SELECT count(*) FROM og.ometria_contacts WHERE fields->>'status' = 'active'"
+        "SELECT count(*) FROM og.ometria_contacts WHERE status = 'active'"
     ).fetchone()[0]

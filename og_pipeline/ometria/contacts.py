@@ -77,9 +77,11 @@ LIMIT %(limit)s
 """
 
 _ACCEPTED = """
-INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, fields, fields_hash, request_id, accepted_at)
-VALUES (%(customer_id)s, %(contact_id)s, %(fields)s, %(hash)s, %(request_id)s, now())
+INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, fields, fields_hash, status, request_id,
+    accepted_at)
+VALUES (%(customer_id)s, %(contact_id)s, %(fields)s, %(hash)s, %(status)s, %(request_id)s, now())
 ON CONFLICT (customer_id) DO UPDATE SET fields = EXCLUDED.fields, fields_hash = EXCLUDED.fields_hash,
+    status = EXCLUDED.status,
     request_id = EXCLUDED.request_id, accepted_at = EXCLUDED.accepted_at,
     rejected_hash = NULL, rejected_at = NULL, last_error = NULL
 """
@@ -103,6 +105,7 @@ VALUES ('contact', %(contact_id)s, %(customer_id)s, %(fields)s, %(hash)s, %(requ
 class _Contact:
     customer_id: str
     email: str
+    status: str
     fields: dict[str, Any]
     hash: str
 
@@ -140,7 +143,7 @@ def _record(conn: psycopg.Connection, sql: str, contacts: list[_Contact],
     with conn.cursor() as cur:
         cur.executemany(sql, [
             {"customer_id": c.customer_id, "contact_id": c.contact_id, "fields": Jsonb(c.fields),
-             "hash": c.hash, "request_id": request_ids.get(c.customer_id), **values}
+             "hash": c.hash, "status": c.status, "request_id": request_ids.get(c.customer_id), **values}
             for c in contacts
         ])
 
@@ -169,7 +172,7 @@ def push_changed_contacts(
             if not row[1]:
                 report.without_email += 1
                 continue
-            batch.append(_Contact(row[0], row[1], _fields(row, field_ids), row[6]))
+            batch.append(_Contact(row[0], row[1], row[4], _fields(row, field_ids), row[6]))
         if not batch:
             continue
         records = [contact_record(c, collection) for c in batch]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
-from og_pipeline.ordergroove.load import UpsertCounts
+from og_pipeline.ordergroove.load import UpsertCounts, upsert_products
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.ordergroove.sync import sync_window
 from og_pipeline.resources import PostgresResource
@@ -75,3 +75,33 @@ def ordergroove_raw_records(
         }
     )
 
+
+
+@dg.asset(group_name="ordergroove", pool="ordergroove_api", kinds={"postgres"},
+          tags={"source": "ordergroove"})
+def ordergroove_products(
+    context: dg.AssetExecutionContext,
+    ordergroove: OrdergrooveResource,
+    postgres: PostgresResource,
+) -> dg.MaterializeResult:
+    """The Ordergroove product catalogue (name, image and detail URLs) in og.products.
+
+    Custom events carry product details; the API offers no incremental filter for products, so
+    this is a full refresh on its own daily schedule rather than part of every hour.
+    """
+    totals = UpsertCounts()
+    with ordergroove.client() as client, postgres.connection() as conn:
+        for page in client.iter_products():
+            totals.add(upsert_products(conn, page))
+            conn.commit()
+        requests, retries = client.stats.requests, client.stats.retries
+        count = conn.execute("SELECT count(*) FROM og.products").fetchone()[0]
+    context.log.info("refreshed %d products (%d new, %d changed)", totals.received, totals.inserted, totals.updated)
+    return dg.MaterializeResult(metadata={
+        "products_fetched": totals.received,
+        "products_inserted": totals.inserted,
+        "products_updated": totals.updated,
+        "requests": requests,
+        "retries": retries,
+        "dagster/row_count": count,
+    })

@@ -223,3 +223,43 @@ def upsert(conn: psycopg.Connection, resource: str, rows: list[Row], *, source: 
         _SQL[resource], {"rows": json.dumps(rows, default=str), "source": source}
     ).fetchone()
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)
+
+
+# Products have no incremental filter: each refresh reads the whole catalogue and rewrites only
+# products whose record changed.
+_PRODUCTS_SQL = """
+WITH incoming AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS r(external_product_id text, name text, image_url text, detail_url text, live boolean,
+             record jsonb)
+), changed AS (
+    INSERT INTO og.products AS t (external_product_id, name, image_url, detail_url, live, record)
+    SELECT external_product_id, name, image_url, detail_url, live, record FROM incoming
+    ON CONFLICT (external_product_id) DO UPDATE SET name = EXCLUDED.name,
+        image_url = EXCLUDED.image_url, detail_url = EXCLUDED.detail_url, live = EXCLUDED.live,
+        record = EXCLUDED.record, refreshed_at = now()
+    WHERE t.record IS DISTINCT FROM EXCLUDED.record
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed
+"""
+
+
+def upsert_products(conn: psycopg.Connection, records: list[Row]) -> UpsertCounts:
+    rows = {
+        str(r["external_product_id"]): {
+            "external_product_id": str(r["external_product_id"]),
+            "name": r.get("name"),
+            "image_url": r.get("image_url"),
+            "detail_url": r.get("detail_url"),
+            "live": None if r.get("live") is None else coerce_live(r.get("live")),
+            "record": r,
+        }
+        for r in records
+    }
+    if not rows:
+        return UpsertCounts()
+    inserted, updated = conn.execute(
+        _PRODUCTS_SQL, {"rows": json.dumps(list(rows.values()), default=str)}
+    ).fetchone()
+    return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)

@@ -173,12 +173,11 @@ class Merchant(MerchantReads):
 
     @staticmethod
     def _when(at: datetime | int | None, previous: int) -> int:
-        if at is not None:
-            ts = to_utc_ts(at)
-            assert ts is not None
-            return ts
-        # Strictly after the previous version, so a mutation always moves `updated`.
-        return max(wall_clock(), previous + 1)
+        # Strictly after the previous version, as in Ordergroove: `updated` never moves back,
+        # even when a caller asks for an earlier time.
+        ts = wall_clock() if at is None else to_utc_ts(at)
+        assert ts is not None
+        return max(ts, previous + 1)
 
     # ---------------------------------------------------------------- mutations
 

@@ -35,12 +35,15 @@ def test_definitions_load_with_the_sync_assets_in_their_groups_and_the_schedule_
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {
         "ordergroove_raw_records": "ordergroove",
+        "ordergroove_products": "ordergroove",
         "contact_subscription_stats": "contacts",
         "ometria_contact_fields": "ometria",
     }
     schedule = definitions.resolve_schedule_def("ordergroove_sync_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "5 * * * *"
+    products = definitions.resolve_schedule_def("ordergroove_products_refresh_schedule")
+    assert products.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_dagster_definitions_validate_passes_with_the_project_instance(pg_server_url: str, tmp_path: Path) -> None:

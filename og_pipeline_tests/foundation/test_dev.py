@@ -47,6 +47,7 @@ class Dev:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
+        self.ended = False
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -59,6 +60,7 @@ class Dev:
         while True:
             line = self.lines.get(timeout=timeout)
             if line is None:
+                self.ended = True
                 raise AssertionError(f"dev exited before {text!r}:\n" + "\n".join(self.seen[-40:]))
             self.seen.append(line)
             if text in line:
@@ -67,8 +69,12 @@ class Dev:
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
         code = self.proc.wait(timeout=90)
-        while (line := self.lines.get(timeout=10)) is not None:
-            self.seen.append(line)
+        while not self.ended:
+            line = self.lines.get(timeout=10)
+            if line is None:
+                self.ended = True
+            else:
+                self.seen.append(line)
         return code
 
 

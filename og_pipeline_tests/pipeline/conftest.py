@@ -46,6 +46,11 @@ class Pipeline:
             raise_on_error=False,
         )
 
+    def run_job(self, name: str) -> dg.ExecuteInProcessResult:
+        from og_pipeline.definitions import defs
+
+        return defs().resolve_job_def(name).execute_in_process(instance=self.instance, raise_on_error=False)
+
     def use_keys(self, *, ordergroove: str | None = None, ometria: str | None = None) -> None:
         if ordergroove is not None:
             self.monkeypatch.setenv("ORDERGROOVE_API_KEY", ordergroove)
