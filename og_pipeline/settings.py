@@ -35,6 +35,9 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, alias="OG_DATABASE_URL")
     dagster_database_url: str | None = Field(None, alias="OG_DAGSTER_DATABASE_URL")
     ordergroove_timezone: str = Field("America/Chicago", alias="OG_ORDERGROOVE_TIMEZONE")
+    webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024, alias="OG_WEBHOOK_MAX_BODY_BYTES")
+    # Off by default: Ordergroove's retries may reuse the original `ts` for hours.
+    webhook_max_age_seconds: int | None = Field(None, gt=0, alias="OG_WEBHOOK_MAX_AGE_SECONDS")
     sync_overlap_minutes: int = Field(5, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES")
     ometria_requests_per_second: float = Field(8.0, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND")
     ometria_field_active_subscriptions: str = Field(
