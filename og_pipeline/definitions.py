@@ -12,7 +12,7 @@ from __future__ import annotations
 import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
-from og_pipeline.ometria.assets import ometria_contact_fields
+from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
 from og_pipeline.ordergroove.resources import OrdergrooveResource
@@ -24,6 +24,8 @@ from og_pipeline.ordergroove.schedules import (
 )
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings
+from og_pipeline.webhooks.assets import ordergroove_webhook_events
+from og_pipeline.webhooks.sensors import webhook_events_job, webhook_events_sensor
 
 
 @dg.definitions
@@ -33,11 +35,14 @@ def defs() -> dg.Definitions:
         assets=[
             ordergroove_raw_records,
             ordergroove_products,
+            ordergroove_webhook_events,
             contact_subscription_stats,
             ometria_contact_fields,
+            ometria_custom_events,
         ],
-        jobs=[ordergroove_sync_job, ordergroove_products_job],
+        jobs=[ordergroove_sync_job, ordergroove_products_job, webhook_events_job],
         schedules=[ordergroove_hourly_sync, ordergroove_daily_products],
+        sensors=[webhook_events_sensor],
         resources={
             "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
             "ordergroove": OrdergrooveResource(

@@ -1,12 +1,15 @@
-"""Ometria contact custom fields: the push of changed contacts (unpartitioned)."""
+"""Ometria: contact custom fields (changed contacts) and custom events (live webhooks)."""
 
 import dagster as dg
 import pandas as pd
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.contacts import push_changed_contacts
+from og_pipeline.ometria.custom_events import Lookups, send_due_events
 from og_pipeline.ometria.resources import OmetriaResource
+from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.resources import PostgresResource
+from og_pipeline.webhooks.assets import ordergroove_webhook_events
 
 
 @dg.asset(
@@ -53,3 +56,32 @@ def ometria_contact_fields(
     if report.preview:
         metadata["preview"] = dg.MetadataValue.md(pd.DataFrame(report.preview).to_markdown(index=False))
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    group_name="ometria",
+    deps=[ordergroove_webhook_events, ometria_contact_fields],
+    pool="ometria_api",
+    kinds={"postgres"},
+    tags={"destination": "ometria"},
+)
+def ometria_custom_events(
+    context: dg.AssetExecutionContext,
+    ometria: OmetriaResource,
+    ordergroove: OrdergrooveResource,
+    postgres: PostgresResource,
+) -> dg.MaterializeResult:
+    """Ometria custom events that start automated campaigns: Ordergroove_subscription_event
+    (subscription created or cancelled) and Ordergroove_order_reminder (upcoming order).
+
+    Sent once per Ordergroove webhook event, with the Ometria id derived from the Ordergroove
+    event id, so a duplicate delivery or a crash between sending and recording can never start
+    a campaign twice. Sent after the contact's fields, so a campaign sees the current status.
+    """
+    with ometria.client() as client, ordergroove.client() as og, postgres.connection() as conn:
+        lookups = Lookups(conn, fetch_customer=og.get_customer, fetch_product=og.get_product)
+        report = send_due_events(conn, client, lookups, run_id=context.run.run_id)
+        stats = client.stats
+    context.log.info("sent %d custom events (%d rejected)", report.accepted, report.rejected)
+    return dg.MaterializeResult(metadata={**report.as_metadata(), "requests": stats.requests,
+                                          "retries": stats.retries})

@@ -4,6 +4,7 @@ ordergroove_sync job over a range of hours as one run, as the schedule or the CL
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,25 @@ class Pipeline:
 
         return defs().resolve_job_def(name).execute_in_process(instance=self.instance, raise_on_error=False)
 
+    def process_webhooks(self, **config: Any) -> dg.ExecuteInProcessResult:
+        """What `og-pipeline webhooks process` and the sensor's runs execute."""
+        from og_pipeline.definitions import defs
+
+        run_config = {"ops": {"ordergroove_webhook_events": {"config": config}}} if config else None
+        return defs().resolve_job_def("process_webhook_events").execute_in_process(
+            instance=self.instance, run_config=run_config, raise_on_error=False
+        )
+
+    def stage(self, envelope: dict[str, Any]) -> None:
+        """Commit an event to the staging table as the receiver does."""
+        body = json.dumps(envelope).encode()
+        with connect(self.db_url) as conn:
+            conn.execute(
+                "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, body, payload) "
+                "VALUES (%s, %s, to_timestamp(%s), %s, %s::jsonb)",
+                (str(envelope["id"]), envelope["type"], envelope["created"], body, body.decode()),
+            )
+
     def use_keys(self, *, ordergroove: str | None = None, ometria: str | None = None) -> None:
         if ordergroove is not None:
             self.monkeypatch.setenv("ORDERGROOVE_API_KEY", ordergroove)
@@ -60,6 +80,10 @@ class Pipeline:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with connect(self.db_url) as conn:
             return conn.execute(sql, params).fetchall()
+
+    def query_commit(self, sql: str, *params: Any) -> None:
+        with connect(self.db_url) as conn:
+            conn.execute(sql, params)
 
     def ometria_contacts(self) -> dict[str, dict[str, Any]]:
         return self.sandbox.ometria.snapshot()["contacts"]

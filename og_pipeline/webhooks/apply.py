@@ -1,0 +1,117 @@
+"""Applying a webhook event's records to the raw tables, newest version wins.
+
+An event carries its object (``data.object``) and, optionally, a snapshot of the customer's
+state (``snapshot`` at the top level or inside ``data``: Ordergroove's docs disagree, both are
+accepted). Every record goes through the same upsert as the REST sync, so an event delivered
+late or twice never regresses a newer row, and either path alone converges to the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert, upsert_products
+
+Record = dict[str, Any]
+
+# The resource of each object type; Ordergroove capitalises `data.object.type` at times.
+_OBJECT_RESOURCES = {"subscription": "subscriptions", "customer": "customers", "order": "orders",
+                     "item": "items"}
+_SNAPSHOT_RESOURCES = (("customer", "customers"), ("subscriptions", "subscriptions"),
+                       ("orders", "orders"), ("items", "items"))
+
+
+class EventError(ValueError):
+    """The event cannot be applied as it is (a retry may help if its records were incomplete)."""
+
+
+@dataclass
+class Applied:
+    counts: dict[str, UpsertCounts] = field(default_factory=dict)
+
+    def add(self, resource: str, counts: UpsertCounts) -> None:
+        self.counts.setdefault(resource, UpsertCounts()).add(counts)
+
+
+def object_of(payload: Record) -> Record:
+    obj = (payload.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        raise EventError("event has no data.object")
+    return obj
+
+
+def snapshot_of(payload: Record) -> Record:
+    snapshot = payload.get("snapshot") or (payload.get("data") or {}).get("snapshot") or {}
+    return snapshot if isinstance(snapshot, dict) else {}
+
+
+def resource_of(event_type: str, obj: Record) -> str | None:
+    kind = str(obj.get("type") or event_type.split(".", 1)[0]).lower()
+    if kind.endswith("s") and kind[:-1] in _OBJECT_RESOURCES:
+        kind = kind[:-1]
+    if kind == "subscriber":
+        return None
+    return _OBJECT_RESOURCES.get(kind)
+
+
+def created_at(payload: Record) -> datetime | None:
+    created = payload.get("created")
+    if isinstance(created, (int, float)):
+        return datetime.fromtimestamp(created, tz=UTC)
+    return None
+
+
+def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Record]]]:
+    snapshot = snapshot_of(payload)
+    for key, resource in _SNAPSHOT_RESOURCES:
+        value = snapshot.get(key)
+        items = [value] if isinstance(value, dict) else [r for r in value or [] if isinstance(r, dict)]
+        if items:
+            yield resource, items
+    obj = object_of(payload)
+    resource = resource_of(event_type, obj)
+    if resource is not None:
+        yield resource, [{k: v for k, v in obj.items() if k != "type"}]
+
+
+def _with_timestamp(resource: str, record: Record, fallback: float | None) -> Record:
+    # Some webhook objects (order lines) carry no time of their own: then the event's time.
+    if resource == "items" and not (record.get("updated") or record.get("created")) and fallback:
+        return {**record, "updated": fallback}
+    return record
+
+
+def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone: str) -> Applied:
+    """Upsert every record of the event (snapshot first, then the object itself)."""
+    applied = Applied()
+    fallback = payload.get("created") if isinstance(payload.get("created"), (int, float)) else None
+    for resource, records in _records(payload, event_type):
+        try:
+            rows = normalise(resource, [_with_timestamp(resource, r, fallback) for r in records], zone)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise EventError(f"{resource} record is incomplete: {type(exc).__name__}: {exc}") from None
+        applied.add(resource, upsert(conn, resource, rows, source="webhook"))
+    products = [p for p in snapshot_of(payload).get("products") or [] if isinstance(p, dict)]
+    if products:
+        upsert_products(conn, products)
+    if event_type == "order.delete" and resource_of(event_type, object_of(payload)) == "orders":
+        _mark_order_deleted(conn, object_of(payload), payload)
+    return applied
+
+
+def _mark_order_deleted(conn: psycopg.Connection, order: Record, payload: Record) -> None:
+    """Ordergroove hard-deletes future orders; only this webhook tells us."""
+    when = created_at(payload) or datetime.now(UTC)
+    conn.execute(
+        "WITH gone AS (UPDATE og.orders SET deleted_at = %s WHERE public_id = %s AND deleted_at IS NULL "
+        "RETURNING customer_id) "
+        "INSERT INTO og.dirty_contacts (customer_id) SELECT customer_id FROM gone ON CONFLICT DO NOTHING",
+        (when, str(order.get("public_id"))),
+    )
+    conn.execute("UPDATE og.items SET deleted_at = %s WHERE order_id = %s AND deleted_at IS NULL",
+                 (when, str(order.get("public_id"))))

@@ -1,0 +1,130 @@
+"""Claiming committed webhook events into batches, and recording what became of each event.
+
+    receiver: INSERT event (pending)                       -- committed before the 2xx
+    sensor:   claim_batch() -> batch id -> RunRequest(run_key=batch id)
+    run:      batch_events(batch) -> apply -> mark_processed / mark_ignored / mark_retry
+
+An event whose processing failed goes back to the pool with an exponential backoff, up to
+``max_attempts``; then it is marked failed with its reason, and ``replay`` puts it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+# A batch whose run never finished (a crashed worker) is claimed again after this long;
+# processing is idempotent, so a rare overlap with a slow run costs a repeat, never a loss.
+STALE_BATCH = "15 minutes"
+
+
+@dataclass(frozen=True)
+class StagedEvent:
+    seq: int
+    event_id: str
+    event_type: str
+    created: datetime | None
+    attempts: int
+    payload: dict[str, Any]
+
+
+def claim_batch(conn: psycopg.Connection, limit: int = 500) -> int | None:
+    """Claim up to ``limit`` ready pending events into a new batch; None when there are none."""
+    with conn.transaction():
+        rows = conn.execute(
+            f"""
+            SELECT e.seq FROM og.webhook_events e
+            LEFT JOIN og.webhook_batches b ON b.id = e.batch_id
+            WHERE e.status = 'pending'
+              AND (e.batch_id IS NULL OR b.claimed_at < now() - interval '{STALE_BATCH}')
+              AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+            ORDER BY e.seq
+            LIMIT %s
+            FOR UPDATE OF e SKIP LOCKED
+            """,
+            (limit,),
+        ).fetchall()
+        if not rows:
+            return None
+        batch_id = conn.execute(
+            "INSERT INTO og.webhook_batches (events) VALUES (%s) RETURNING id", (len(rows),)
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE og.webhook_events SET batch_id = %s WHERE seq = ANY(%s)",
+            (batch_id, [row[0] for row in rows]),
+        )
+    return batch_id
+
+
+def open_batches(conn: psycopg.Connection) -> list[int]:
+    """Batches that still hold pending events (their run has not finished them yet)."""
+    rows = conn.execute(
+        "SELECT DISTINCT batch_id FROM og.webhook_events "
+        "WHERE status = 'pending' AND batch_id IS NOT NULL ORDER BY batch_id"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def batch_events(conn: psycopg.Connection, batch_id: int) -> list[StagedEvent]:
+    """The batch's pending events in Ordergroove's order (created, then arrival)."""
+    rows = conn.execute(
+        "SELECT seq, event_id, event_type, og_created_at, attempts, payload FROM og.webhook_events "
+        "WHERE batch_id = %s AND status = 'pending' ORDER BY og_created_at NULLS LAST, seq",
+        (batch_id,),
+    ).fetchall()
+    return [
+        StagedEvent(seq, event_id, event_type, created, attempts,
+                    payload if isinstance(payload, dict) else json.loads(payload))
+        for seq, event_id, event_type, created, attempts, payload in rows
+    ]
+
+
+def mark(conn: psycopg.Connection, seqs: list[int], status: str) -> None:
+    if seqs:
+        conn.execute(
+            "UPDATE og.webhook_events SET status = %s, processed_at = now(), attempts = attempts + 1, "
+            "last_error = NULL WHERE seq = ANY(%s)",
+            (status, seqs),
+        )
+
+
+def mark_retry(conn: psycopg.Connection, event: StagedEvent, error: str, *, max_attempts: int,
+               base_delay_seconds: float = 30.0) -> str:
+    """Back to the pool with exponential backoff, or failed after ``max_attempts``."""
+    attempts = event.attempts + 1
+    if attempts >= max_attempts:
+        conn.execute(
+            "UPDATE og.webhook_events SET status = 'failed', attempts = %s, last_error = %s, "
+            "batch_id = NULL WHERE seq = %s",
+            (attempts, error[:2000], event.seq),
+        )
+        return "failed"
+    conn.execute(
+        "UPDATE og.webhook_events SET attempts = %s, last_error = %s, batch_id = NULL, "
+        "next_attempt_at = now() + make_interval(secs => %s) WHERE seq = %s",
+        (attempts, error[:2000], base_delay_seconds * 2 ** (attempts - 1), event.seq),
+    )
+    return "retry"
+
+
+def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM og.webhook_events GROUP BY status").fetchall()
+    return {status: count for status, count in rows}
+
+
+def replay(conn: psycopg.Connection, *, statuses: tuple[str, ...] = ("failed",),
+           event_ids: list[str] | None = None) -> int:
+    """Put failed events back to pending (attempts reset) once their cause is fixed."""
+    query = ("UPDATE og.webhook_events SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+             "batch_id = NULL, last_error = NULL WHERE status = ANY(%s)")
+    params: list[Any] = [list(statuses)]
+    if event_ids:
+        query += " AND event_id = ANY(%s)"
+        params.append(event_ids)
+    count = conn.execute(query, params).rowcount
+    conn.commit()
+    return count

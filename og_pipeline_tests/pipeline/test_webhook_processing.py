@@ -1,0 +1,128 @@
+"""Webhook events through the processing job: state, contact fields and custom events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from og_pipeline.sandbox import WebhookSender
+from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
+
+
+def _sender(pipeline: Pipeline) -> WebhookSender:
+    # Envelopes only: these tests stage them directly, as the receiver would have committed them.
+    return WebhookSender(pipeline.sandbox.merchant, "http://127.0.0.1:9/unused", ["unused"], seed=3)
+
+
+def _customer_with_email(pipeline: Pipeline) -> str:
+    truth = pipeline.sandbox.merchant.ground_truth()
+    return next(cid for cid, t in sorted(truth.items()) if t["email"] and t["active"] >= 1)
+
+
+def _events(pipeline: Pipeline) -> dict[str, dict]:
+    return pipeline.sandbox.ometria.snapshot()["events"]
+
+
+def test_cancel_delivered_before_create_ends_cancelled_with_both_events(pipeline: Pipeline) -> None:
+    assert pipeline.sync(START, NOW).success
+    merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
+    customer = _customer_with_email(pipeline)
+    product = merchant.product_ids()[0]
+    sub = merchant.create_subscription(customer, product, at=NOW + timedelta(minutes=1))
+    create = sender.event_for("subscription.create", subscription_id=sub)
+    merchant.cancel_subscription(sub, at=NOW + timedelta(minutes=2), reason="4|Overstocked")
+    cancel = sender.event_for("subscription.cancel", subscription_id=sub)
+
+    pipeline.stage(cancel)
+    pipeline.stage(create)
+    result = pipeline.process_webhooks()
+
+    assert result.success
+    assert pipeline.query("SELECT live FROM og.subscriptions WHERE public_id = %s", sub) == [(False,)]
+    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"] == expected_fields(
+        merchant.ground_truth()[customer]
+    )
+    events = _events(pipeline)
+    created, cancelled = events[f"og-{create['id']}"], events[f"og-{cancel['id']}"]
+    assert created["event_type"] == cancelled["event_type"] == "Ordergroove_subscription_event"
+    assert created["properties"]["subscription_event"] == "created"
+    assert cancelled["properties"]["subscription_event"] == "cancelled"
+    assert cancelled["properties"]["cancellation_reason"] == "Overstocked"
+    assert cancelled["properties"]["product_set"] == [product]
+    assert cancelled["properties"]["subscription_id"] == sub
+    assert cancelled["identity_account_id"] == customer
+    assert cancelled["identity_email"] == merchant.ground_truth()[customer]["email"]
+    assert cancelled["timestamp"].endswith("+00:00")
+    assert metadata(result, "ometria_custom_events")["events_accepted"] == 2
+
+
+def test_order_reminder_sends_the_order_total_as_a_whole_number(pipeline: Pipeline) -> None:
+    assert pipeline.sync(START, NOW).success
+    merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
+    sub = next(s for s in merchant.subscription_ids(live=True) if merchant.upcoming_order_id(s))
+    order = merchant.upcoming_order_id(sub)
+    envelope = sender.event_for("order.reminder", order_id=order, created=int(NOW.timestamp()))
+    pipeline.stage(envelope)
+    assert pipeline.process_webhooks().success
+    event = _events(pipeline)[f"og-{envelope['id']}"]
+    assert event["event_type"] == "Ordergroove_order_reminder"
+    total = float(merchant.order(order)["total"])
+    assert event["properties"] == {
+        "order_id": order,
+        "product_set": [merchant.subscription(sub)["product"]],
+        "total_value": int(total + 0.5),
+    }
+
+
+def test_reprocessing_and_a_crash_before_recording_never_send_a_second_event_id(pipeline: Pipeline) -> None:
+    merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
+    sub = merchant.subscription_ids(live=True)[0]
+    merchant.cancel_subscription(sub, at=NOW + timedelta(minutes=1))
+    envelope = sender.event_for("subscription.cancel", subscription_id=sub)
+    pipeline.stage(envelope)
+    assert pipeline.process_webhooks().success
+    assert pipeline.process_webhooks().success  # nothing pending: nothing sent
+    assert pipeline.sandbox.ometria.snapshot()["event_push_counts"] == {f"og-{envelope['id']}": 1}
+
+    # A crash after Ometria accepted the event but before we recorded it: the next run sends it
+    # again under the same id, which Ometria upserts; no second event exists.
+    pipeline.query_commit("DELETE FROM og.ometria_events")
+    assert pipeline.process_webhooks().success
+    snapshot = pipeline.sandbox.ometria.snapshot()
+    assert list(snapshot["events"]) == [f"og-{envelope['id']}"]
+
+
+def test_unknown_types_are_kept_and_marked_ignored(pipeline: Pipeline) -> None:
+    envelope = _sender(pipeline).event_for("subscription.create", subscription_id=pipeline.sandbox.merchant.subscription_ids()[0])
+    envelope["type"] = "loyalty.points_awarded"
+    pipeline.stage(envelope)
+    result = pipeline.process_webhooks()
+    assert result.success
+    assert pipeline.query("SELECT status FROM og.webhook_events") == [("ignored",)]
+    assert metadata(result, "ordergroove_webhook_events")["events_ignored"] == 1
+    assert _events(pipeline) == {}
+
+
+def test_an_event_that_keeps_failing_is_marked_failed_then_replayed(pipeline: Pipeline) -> None:
+    from og_pipeline.db.connection import connect
+    from og_pipeline.webhooks.batches import replay
+
+    merchant = pipeline.sandbox.merchant
+    envelope = _sender(pipeline).event_for("subscription.cancel", subscription_id=merchant.subscription_ids()[0])
+    envelope["data"]["object"]["live"] = "perhaps"  # a value the pipeline cannot read
+    envelope.pop("snapshot", None)
+    pipeline.stage(envelope)
+
+    result = pipeline.process_webhooks(max_attempts=1)
+    assert result.success
+    status, attempts, error = pipeline.query("SELECT status, attempts, last_error FROM og.webhook_events")[0]
+    assert (status, attempts) == ("failed", 1) and "live" in error
+    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks["no_failed_or_invalid_events"] is False
+
+    # The cause is fixed (here: the stored payload), then the event is replayed.
+    pipeline.query_commit("UPDATE og.webhook_events SET payload = jsonb_set(payload, '{data,object,live}', 'false')")
+    with connect(pipeline.db_url) as conn:
+        assert replay(conn) == 1
+    assert pipeline.process_webhooks().success
+    assert pipeline.query("SELECT status FROM og.webhook_events") == [("processed",)]

@@ -1,0 +1,74 @@
+"""The webhook sensor's cursor cases: first events, nothing new, an event that commits late."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from og_pipeline.db.connection import connect
+from og_pipeline.resources import PostgresResource
+from og_pipeline.sandbox import WebhookSender
+from og_pipeline.webhooks.sensors import webhook_events_sensor
+from og_pipeline_tests.pipeline.conftest import Pipeline
+
+
+@pytest.fixture
+def tick(pipeline: Pipeline):
+    def evaluate() -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=pipeline.instance, resources={"postgres": PostgresResource(database_url=pipeline.db_url)}
+        )
+        return webhook_events_sensor(context)
+
+    return evaluate
+
+
+def _envelope(pipeline: Pipeline, n: int) -> dict:
+    merchant = pipeline.sandbox.merchant
+    sender = WebhookSender(merchant, "http://127.0.0.1:9/unused", ["unused"], seed=n)
+    return sender.event_for("subscription.create", subscription_id=merchant.subscription_ids()[n])
+
+
+def _batch_ids(result: dg.SensorResult) -> list[int]:
+    return [r.run_config["ops"]["ordergroove_webhook_events"]["config"]["batch_id"] for r in result.run_requests]
+
+
+def test_first_events_become_one_batch_run(pipeline: Pipeline, tick) -> None:
+    pipeline.stage(_envelope(pipeline, 0))
+    pipeline.stage(_envelope(pipeline, 1))
+    result = tick()
+    assert len(result.run_requests) == 1
+    (batch,) = _batch_ids(result)
+    assert result.run_requests[0].run_key == f"webhook-batch-{batch}"
+    assert pipeline.query("SELECT count(*) FROM og.webhook_events WHERE batch_id = %s", batch) == [(2,)]
+
+
+def test_nothing_new_skips_and_an_unfinished_batch_is_offered_again_under_its_key(pipeline: Pipeline, tick) -> None:
+    assert tick().skip_reason.skip_message == "no new webhook events"
+    pipeline.stage(_envelope(pipeline, 0))
+    first = tick()
+    again = tick()  # the batch's run has not processed it yet: same key, which Dagster dedupes
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
+    assert pipeline.process_webhooks(batch_id=_batch_ids(first)[0]).success
+    assert tick().skip_reason.skip_message == "no new webhook events"
+
+
+def test_an_event_that_commits_late_is_taken_by_a_later_tick(pipeline: Pipeline, tick) -> None:
+    late = _envelope(pipeline, 1)
+    with connect(pipeline.db_url) as slow:
+        # The receiver's transaction for `late` is open: it has its sequence number already.
+        slow.execute(
+            "INSERT INTO og.webhook_events (event_id, event_type, body, payload) VALUES (%s, %s, %s, %s::jsonb)",
+            (late["id"], late["type"], json.dumps(late).encode(), json.dumps(late)),
+        )
+        pipeline.stage(_envelope(pipeline, 2))  # commits first, with a higher sequence number
+        first = tick()
+        assert len(_batch_ids(first)) == 1
+        slow.commit()
+    second = tick()
+    new_batches = set(_batch_ids(second)) - set(_batch_ids(first))
+    assert len(new_batches) == 1
+    (batch,) = new_batches
+    assert pipeline.query("SELECT event_id FROM og.webhook_events WHERE batch_id = %s", batch) == [(late["id"],)]
