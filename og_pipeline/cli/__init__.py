@@ -11,7 +11,9 @@ import click
 
 from og_pipeline.cli.dev import dev
 from og_pipeline.cli.sync import sync
+from og_pipeline.cli.webhooks import webhooks
 from og_pipeline.db.connection import DatabaseUnavailable
+from og_pipeline.sandbox.cli import sandbox
 from og_pipeline.settings import ConfigError
 
 
@@ -45,10 +47,5 @@ def main(verbose: bool) -> None:
 
 main.add_command(dev)
 main.add_command(sync)
-
-try:
-    from og_pipeline.sandbox.cli import sandbox
-except ImportError:  # pragma: no cover - the sandbox ships with the package; guard for partial installs
-    sandbox = None
-if sandbox is not None:
-    main.add_command(sandbox)
+main.add_command(webhooks)
+main.add_command(sandbox)

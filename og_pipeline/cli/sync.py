@@ -7,13 +7,12 @@ partition range [start, end) as one walk (single-run backfill policy).
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
+from og_pipeline.cli.runs import dagster_instance, echo_summary, materializations, run_job
 from og_pipeline.settings import ConfigError, load_settings, require_start_date
 
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
@@ -33,40 +32,19 @@ def parse_hour(value: str, option: str) -> datetime:
     raise click.BadParameter("expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)", param_hint=option)
 
 
+_SUMMARY_KEYS = {
+    "ordergroove_raw_records": ("records_fetched", "records_inserted", "records_updated", "requests", "retries"),
+    "contact_subscription_stats": ("contacts_changed",),
+    "ometria_contact_fields": ("contacts_pushed", "contacts_accepted", "contacts_rejected",
+                               "contacts_without_email", "new_async_errors"),
+}
+
+
 def _summary(result: Any) -> dict[str, Any]:
-    totals: dict[str, Any] = {}
-    for event in result.all_events:
-        if event.event_type_value != "ASSET_MATERIALIZATION":
-            continue
-        materialization = event.event_specific_data.materialization
-        values = {k: v.value for k, v in materialization.metadata.items()}
-        name = materialization.asset_key.to_user_string()
-        if name == "ordergroove_raw_records":
-            # One event per hour of the range, each with the run's totals.
-            totals.update({k: values.get(k) for k in
-                           ("records_fetched", "records_inserted", "records_updated", "requests", "retries")})
-        elif name == "ometria_contact_fields":
-            totals.update({k: values.get(k) for k in
-                           ("contacts_pushed", "contacts_accepted", "contacts_rejected",
-                            "contacts_without_email", "new_async_errors")})
-            totals["ometria_retries"] = values.get("retries")
-        elif name == "contact_subscription_stats":
-            totals["contacts_changed"] = values.get("contacts_changed")
-    return totals
-
-
-def _failure(result: Any) -> str:
-    for event in result.all_events:
-        if event.event_type_value in ("STEP_FAILURE", "PIPELINE_FAILURE", "RUN_FAILURE"):
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                cause = error
-                while getattr(cause, "cause", None) is not None:
-                    cause = cause.cause
-                return f"{event.step_key or 'run'}: {cause.message.strip()}"
-            if event.message:
-                return event.message
-    return "the run failed (see its logs in the Dagster UI)"
+    found = materializations(result)
+    summary = {key: found.get(asset, {}).get(key) for asset, keys in _SUMMARY_KEYS.items() for key in keys}
+    summary["ometria_retries"] = found.get("ometria_contact_fields", {}).get("retries")
+    return summary
 
 
 @click.command()
@@ -96,36 +74,12 @@ def sync(start_text: str, end_text: str) -> None:
         if value is None:
             raise ConfigError(f"{variable} is not set: sync talks to the real API (or the sandbox's URL and key)")
 
-    root = project_root()
-    state = state_dir(root)
-    databases = open_databases(settings, state)
-    try:
-        os.environ.update(dagster_environment(root, state, databases))
-        # Fewer, larger event-log writes: a long range writes one event per hour per asset.
-        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-        import dagster as dg
-
-        from og_pipeline.definitions import defs
-
-        job = defs().resolve_job_def("ordergroove_sync")
-        hours = int((end - start) / timedelta(hours=1))
+    hours = int((end - start) / timedelta(hours=1))
+    with dagster_instance(settings) as instance:
         click.echo(f"syncing {hours} hours from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
-        with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
-                    "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
-                    "og-pipeline/trigger": "cli-sync",
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                raise_on_error=False,
-            )
-        if not result.success:
-            raise click.ClickException(f"sync failed (run {result.run_id}): {_failure(result)}")
-        click.echo(f"run {result.run_id} succeeded")
-        click.echo(f"  hours: {hours}")
-        for key, value in _summary(result).items():
-            click.echo(f"  {key}: {value}")
-    finally:
-        databases.close()
+        result = run_job(instance, "ordergroove_sync", "sync", tags={
+            "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
+            "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
+            "og-pipeline/trigger": "cli-sync",
+        })
+    echo_summary(f"run {result.run_id} succeeded", {"hours": hours, **_summary(result)})

@@ -1,4 +1,4 @@
-"""`og-pipeline sync` from a shell: one run over the range, a summary, non-zero on failure."""
+"""The commands from a shell: `sync` (one run over a range) and `webhooks process` / `replay`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from og_pipeline.sandbox import MerchantSpec, SandboxServer
+from og_pipeline.db.connection import connect
+
+from og_pipeline.sandbox import MerchantSpec, SandboxServer, WebhookSender
 from og_pipeline_tests.pipeline.conftest import NOW, START
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _og(env, "sync", *args)
+
+
+def _og(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "og_pipeline", "sync", *args],
+        [sys.executable, "-m", "og_pipeline", *args],
         cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300, check=False,
     )
 
@@ -72,3 +78,44 @@ def test_sync_refuses_a_bad_range_before_starting(sandbox, db_url, dagster_db_ur
     assert result.returncode == code
     assert message in result.stderr
     assert sandbox.ometria.request_log() == []
+
+
+def _stage(db_url: str, envelope: dict) -> None:
+    import json
+
+    with connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, body, payload) "
+            "VALUES (%s, %s, to_timestamp(%s), %s, %s::jsonb)",
+            (envelope["id"], envelope["type"], envelope["created"], json.dumps(envelope).encode(),
+             json.dumps(envelope)),
+        )
+
+
+def test_webhooks_process_handles_the_queue_once_and_replay_requeues_failed(
+    sandbox, db_url, dagster_db_url, tmp_path
+) -> None:
+    env = _env(sandbox, db_url, dagster_db_url, tmp_path)
+    merchant = sandbox.merchant
+    sender = WebhookSender(merchant, "http://127.0.0.1:9/unused", ["unused"], seed=1)
+    sub = merchant.subscription_ids(live=True)[0]
+    merchant.cancel_subscription(sub, at=NOW)
+    cancel = sender.event_for("subscription.cancel", subscription_id=sub)
+    _stage(db_url, cancel)
+    broken = sender.event_for("subscription.create", subscription_id=merchant.subscription_ids()[1])
+    broken["data"]["object"].pop("customer")
+    broken.pop("snapshot", None)
+    _stage(db_url, broken)
+
+    result = _og(env, "webhooks", "process")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "events_applied: 1" in result.stdout and "custom_events_sent: 1" in result.stdout
+    assert list(sandbox.ometria.snapshot()["events"]) == [f"og-{cancel['id']}"]
+
+    with connect(db_url) as conn:
+        conn.execute("UPDATE og.webhook_events SET status = 'failed' WHERE event_id = %s", (broken["id"],))
+    replayed = _og(env, "webhooks", "replay")
+    assert replayed.returncode == 0 and "1 failed event(s) queued again" in replayed.stdout
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT status FROM og.webhook_events WHERE event_id = %s",
+                            (broken["id"],)).fetchone() == ("pending",)
