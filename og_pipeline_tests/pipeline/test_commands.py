@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from og_pipeline.db.connection import connect
-
 from og_pipeline.sandbox import MerchantSpec, SandboxServer, WebhookSender
 from og_pipeline_tests.pipeline.conftest import NOW, START
 
