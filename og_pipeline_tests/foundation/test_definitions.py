@@ -28,7 +28,7 @@ def _instance_env(pg_server_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_definitions_load_with_the_sync_assets_in_their_groups_and_the_schedule_on() -> None:
+def test_definitions_load_with_assets_in_their_groups_and_automation_on() -> None:
     definitions = defs()
     dg.Definitions.validate_loadable(definitions)
     graph = definitions.resolve_asset_graph()
@@ -38,12 +38,16 @@ def test_definitions_load_with_the_sync_assets_in_their_groups_and_the_schedule_
         "ordergroove_products": "ordergroove",
         "contact_subscription_stats": "contacts",
         "ometria_contact_fields": "ometria",
+        "ordergroove_webhook_events": "webhooks",
+        "ometria_custom_events": "ometria",
     }
     schedule = definitions.resolve_schedule_def("ordergroove_sync_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "5 * * * *"
     products = definitions.resolve_schedule_def("ordergroove_products_refresh_schedule")
     assert products.default_status == dg.DefaultScheduleStatus.RUNNING
+    sensor = definitions.resolve_sensor_def("webhook_events_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_dagster_definitions_validate_passes_with_the_project_instance(pg_server_url: str, tmp_path: Path) -> None:
