@@ -1,8 +1,10 @@
 """``og-pipeline dev``: the whole system on one machine.
 
     embedded Postgres (unless OG_DATABASE_URL)  ->  migrations
-    sandbox APIs (for each API without a real key)
+    webhook receiver (og-pipeline webhooks serve)
+    sandbox APIs (for each API without a real key), streaming signed webhooks to the receiver
     dagster dev: webserver + daemon (schedules and sensors on by default)
+    first start only: the start-date backfill, as one run
 
 Ctrl-C stops every process started here; the data stays in .og/ for the next start.
 """
@@ -72,21 +74,31 @@ def _wait_until_up(url: str, what: str, processes: list[subprocess.Popen], timeo
     raise click.ClickException(f"{what} did not answer at {url} within {timeout:.0f} s")
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
-    """Interrupt each child's process group (Dagster's webserver and daemon included), then wait;
-    whatever is still running after the grace period is killed."""
+    """Interrupt each child's process group (Dagster's webserver, daemon and code servers
+    included), wait, and kill whatever of a group is still running after the grace period."""
     for proc in processes:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
     deadline = time.monotonic() + grace
     for proc in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # A grandchild (a code server, a run worker) may outlive its parent: wait for the group.
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _spawn(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
@@ -128,12 +140,16 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the UI and services.")
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--sandbox-port", default=8700, show_default=True, help="Port of the sandbox APIs.")
-def dev(host: str, port: int, sandbox_port: int) -> None:
+@click.option("--webhook-port", default=8701, show_default=True, help="Port of the webhook receiver.")
+@click.option("--webhook-rate", default=0.1, show_default=True,
+              help="Signed webhooks per second the sandbox sends to the receiver (0: none).")
+def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate: float) -> None:
     """Run the whole system locally: Postgres, sandbox APIs, Dagster UI and daemon.
 
     Uses an embedded Postgres (data in .og/postgres) unless OG_DATABASE_URL is set, and the sandbox
-    stand-in of each API whose key (ORDERGROOVE_API_KEY, OMETRIA_API_KEY) is not set. Ctrl-C stops
-    everything; the data is kept for the next start.
+    stand-in of each API whose key (ORDERGROOVE_API_KEY, OMETRIA_API_KEY) is not set; with the
+    sandbox Ordergroove, it streams signed webhooks to the receiver. Ctrl-C stops everything; the
+    data is kept for the next start.
     """
     settings = load_settings()
     root = project_root()
@@ -156,27 +172,41 @@ def dev(host: str, port: int, sandbox_port: int) -> None:
         fake_ometria = settings.ometria_api_key is None
         if not fake_og:
             require_start_date(settings)
+        sandbox = f"http://{host}:{sandbox_port}"
+        spec = (_dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
+                if fake_og or fake_ometria else {})
+        if fake_og:
+            env.update(ORDERGROOVE_API_URL=sandbox + "/ordergroove", ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
+                       ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY, OG_SYNC_START_DATE=str(spec["start_date"]))
+        if fake_ometria:
+            env.update(OMETRIA_API_URL=sandbox + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
+        # Validate what the children will see, so a bad value fails here with its name.
+        child_settings = load_settings(env)
+
+        receiver = f"http://{host}:{webhook_port}/webhooks/ordergroove"
+        if child_settings.webhook_keys:
+            processes.append(_spawn(
+                [sys.executable, "-m", "og_pipeline", "webhooks", "serve", "--host", host,
+                 "--port", str(webhook_port)], env, root))
+            _wait_until_up(f"http://{host}:{webhook_port}/healthz", "the webhook receiver", processes, 60)
+            click.echo(f"Webhook receiver: {receiver}")
+        else:
+            receiver = ""
+            click.echo("Webhook receiver not started: ORDERGROOVE_WEBHOOK_KEY is not set", err=True)
+
         if fake_og or fake_ometria:
-            spec = _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
-            base = f"http://{host}:{sandbox_port}"
+            stream = (["--webhook-url", receiver, "--webhook-rate", str(webhook_rate)]
+                      if fake_og and receiver and webhook_rate > 0 else [])
             processes.append(_spawn(
                 [sys.executable, "-m", "og_pipeline", "sandbox", "--host", host,
                  "--port", str(sandbox_port), "--seed", str(spec["seed"]),
                  "--subscriptions", str(spec["subscriptions"]),
-                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"])],
+                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"]), *stream],
                 env, root))
-            _wait_until_up(base + "/_sandbox/health", "the sandbox", processes, 120)
-            if fake_og:
-                env.update(ORDERGROOVE_API_URL=base + "/ordergroove",
-                           ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
-                           ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY,
-                           OG_SYNC_START_DATE=str(spec["start_date"]))
-            if fake_ometria:
-                env.update(OMETRIA_API_URL=base + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
-            click.echo(f"Sandbox APIs: {base} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
-                       f"Ometria: {'sandbox' if fake_ometria else 'real'})")
-        # Validate what the children will see, so a bad value fails here with its name.
-        load_settings(env)
+            _wait_until_up(sandbox + "/_sandbox/health", "the sandbox", processes, 120)
+            click.echo(f"Sandbox APIs: {sandbox} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
+                       f"Ometria: {'sandbox' if fake_ometria else 'real'})"
+                       + (f"; sending {webhook_rate:g} signed webhooks/s to the receiver" if stream else ""))
 
         processes.append(_spawn(
             [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
@@ -190,6 +220,7 @@ def dev(host: str, port: int, sandbox_port: int) -> None:
         while all(proc.poll() is None for proc in processes if proc is not backfill):
             if backfill is not None and backfill.poll() is not None:
                 _finish_first_backfill(state, backfill)
+                processes.remove(backfill)
                 backfill = None
             time.sleep(1)
         raise click.ClickException("a process of og-pipeline dev exited; stopping the others")

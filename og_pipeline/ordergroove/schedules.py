@@ -14,6 +14,8 @@ ordergroove_sync_job = dg.define_asset_job(
     "ordergroove_sync",
     selection=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
     description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
+    # The steps run in sequence; one process keeps the run light on a small machine.
+    executor_def=dg.in_process_executor,
 )
 
 # Minute 5: records updated in the last seconds of the hour are committed on Ordergroove's side

@@ -32,6 +32,23 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _processes_under(home: Path) -> list[str]:
+    """Command lines of running processes started for this OG_HOME (children inherit it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f"OG_HOME={home}".encode() in environ and "State:\tZ" not in status:
+            found.append(cmdline)
+    return found
+
+
 class Dev:
     """A running `og-pipeline dev`, its output read line by line in a thread."""
 
@@ -128,6 +145,7 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
     assert any("stopped; data kept" in line for line in dev.seen)
     assert not _port_open(ui_port) and not _port_open(sandbox_port)
     assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "embedded Postgres still running"
+    assert _processes_under(tmp_path) == [], "every process dev started has stopped"
 
     again = Dev(tmp_path, ui_port, sandbox_port)
     try:
