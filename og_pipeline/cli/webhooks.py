@@ -69,8 +69,9 @@ def process() -> None:
 def replay(event_ids: tuple[str, ...]) -> None:
     """Put failed webhook events back in the queue, once their cause is fixed.
 
-    The sensor (or `og-pipeline webhooks process`) then processes them again; their attempts
-    start over.
+    Invalid events are validated again (the receiver's rules may have been fixed): those that
+    now read as events are queued too. The sensor (or `og-pipeline webhooks process`) then
+    processes them; their attempts start over.
     """
     from og_pipeline.db.connection import connect
     from og_pipeline.runtime import open_databases, project_root, state_dir
@@ -79,7 +80,7 @@ def replay(event_ids: tuple[str, ...]) -> None:
     databases = open_databases(load_settings(), state_dir(project_root()))
     try:
         with connect(databases.og_url) as conn:
-            count = replay_events(conn, event_ids=list(event_ids) or None)
+            failed, invalid = replay_events(conn, event_ids=list(event_ids) or None)
     finally:
         databases.close()
-    click.echo(f"{count} failed event(s) queued again")
+    click.echo(f"{failed} failed event(s) queued again; {invalid} invalid event(s) now valid and queued")

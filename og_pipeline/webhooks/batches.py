@@ -116,15 +116,37 @@ def status_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def replay(conn: psycopg.Connection, *, statuses: tuple[str, ...] = ("failed",),
-           event_ids: list[str] | None = None) -> int:
-    """Put failed events back to pending (attempts reset) once their cause is fixed."""
-    query = ("UPDATE og.webhook_events SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
-             "batch_id = NULL, last_error = NULL WHERE status = ANY(%s)")
-    params: list[Any] = [list(statuses)]
-    if event_ids:
-        query += " AND event_id = ANY(%s)"
-        params.append(event_ids)
-    count = conn.execute(query, params).rowcount
+def replay(conn: psycopg.Connection, *, event_ids: list[str] | None = None) -> tuple[int, int]:
+    """Put failed events back to pending (attempts reset), and re-validate invalid ones with the
+    receiver's rules: one that now reads as an event is queued too, the rest stay invalid.
+
+    Returns (failed events queued, invalid events queued).
+    """
+    from og_pipeline.webhooks.staging import PENDING, classify
+
+    only = " AND event_id = ANY(%(ids)s)" if event_ids else ""
+    params: dict[str, Any] = {"ids": event_ids}
+    failed = conn.execute(
+        "UPDATE og.webhook_events SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+        "batch_id = NULL, last_error = NULL WHERE status = 'failed'" + only, params,
+    ).rowcount
+    revived = 0
+    for seq, body in conn.execute(
+        "SELECT seq, body FROM og.webhook_events WHERE status = 'invalid'" + only, params
+    ).fetchall():
+        delivery = classify(bytes(body))
+        if delivery.status != PENDING:
+            continue
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "UPDATE og.webhook_events SET status = 'pending', event_id = %s, event_type = %s, "
+                    "og_created_at = %s, payload = %s::jsonb, attempts = 0, last_error = NULL, "
+                    "batch_id = NULL, next_attempt_at = NULL WHERE seq = %s",
+                    (delivery.event_id, delivery.event_type, delivery.created, delivery.payload_json, seq),
+                )
+        except psycopg.errors.UniqueViolation:
+            continue  # the same event also arrived valid: that copy is the one to process
+        revived += 1
     conn.commit()
-    return count
+    return failed, revived

@@ -114,7 +114,7 @@ def test_webhooks_process_handles_the_queue_once_and_replay_requeues_failed(
     with connect(db_url) as conn:
         conn.execute("UPDATE og.webhook_events SET status = 'failed' WHERE event_id = %s", (broken["id"],))
     replayed = _og(env, "webhooks", "replay")
-    assert replayed.returncode == 0 and "1 failed event(s) queued again" in replayed.stdout
+    assert replayed.returncode == 0 and "1 failed event(s) queued again; 0 invalid" in replayed.stdout
     with connect(db_url) as conn:
         assert conn.execute("SELECT status FROM og.webhook_events WHERE event_id = %s",
                             (broken["id"],)).fetchone() == ("pending",)

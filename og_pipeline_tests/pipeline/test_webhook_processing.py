@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from og_pipeline.sandbox import WebhookSender
@@ -123,6 +124,26 @@ def test_an_event_that_keeps_failing_is_marked_failed_then_replayed(pipeline: Pi
     # The cause is fixed (here: the stored payload), then the event is replayed.
     pipeline.query_commit("UPDATE og.webhook_events SET payload = jsonb_set(payload, '{data,object,live}', 'false')")
     with connect(pipeline.db_url) as conn:
-        assert replay(conn) == 1
+        assert replay(conn) == (1, 0)
     assert pipeline.process_webhooks().success
     assert pipeline.query("SELECT status FROM og.webhook_events") == [("processed",)]
+
+
+def test_replay_revalidates_invalid_events_and_queues_those_that_now_read(pipeline: Pipeline) -> None:
+    from og_pipeline.db.connection import connect
+    from og_pipeline.webhooks.batches import replay
+
+    envelope = _sender(pipeline).event_for("subscription.create",
+                                            subscription_id=pipeline.sandbox.merchant.subscription_ids()[0])
+    body = json.dumps(envelope).encode()
+    # Stored invalid earlier (say, by a receiver with a stricter rule than today's).
+    pipeline.query_commit(
+        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'old rule', %s)", body)
+    pipeline.query_commit(
+        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'not JSON', %s)", b"{oops")
+    with connect(pipeline.db_url) as conn:
+        assert replay(conn) == (0, 1)
+    assert sorted(pipeline.query("SELECT status, event_id FROM og.webhook_events")) == [
+        ("invalid", None), ("pending", envelope["id"])]
+    assert pipeline.process_webhooks().success
+    assert list(pipeline.sandbox.ometria.snapshot()["events"]) == [f"og-{envelope['id']}"]
