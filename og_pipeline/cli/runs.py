@@ -27,8 +27,6 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
     databases = open_databases(settings, state)
     try:
         os.environ.update(dagster_environment(root, state, databases))
-        # Fewer, larger event-log writes: a long range writes one event per hour per asset.
-        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
         import dagster as dg
 
         with dg.DagsterInstance.get() as instance:

@@ -32,6 +32,10 @@ def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(
     assert raw["retries"] > 0
     assert metadata(result, "ometria_contact_fields")["retries"] > 0
     _assert_ometria_matches_ground_truth(pipeline)
+    # No e-mail address in any metadata the UI shows (previews included).
+    shown = [str(v) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+             for v in e.event_specific_data.materialization.metadata.values()]
+    assert shown and not any("@" in text for text in shown)
 
     pipeline.sandbox.clear_faults()
     posts_before = len(pipeline.sandbox.ometria.request_log())
