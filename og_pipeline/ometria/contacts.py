@@ -64,16 +64,22 @@ class PushReport:
         }
 
 
-_CHANGED = """
+# The changed contacts are collected once per push into a temporary table and then paged by key:
+# re-running the anti-join for every batch would cost O(contacts) per batch, O(n^2) per push.
+_COLLECT_CHANGED = """
+CREATE TEMPORARY TABLE push_candidates ON COMMIT PRESERVE ROWS AS
 SELECT s.customer_id, s.email, s.active_subscriptions, s.total_subscriptions, s.status,
        s.next_order_date, s.fields_hash
 FROM og.contact_stats s
 LEFT JOIN og.ometria_contacts o ON o.customer_id = s.customer_id
-WHERE s.customer_id > %(after)s
-  AND s.fields_hash IS DISTINCT FROM o.fields_hash
+WHERE s.fields_hash IS DISTINCT FROM o.fields_hash
   AND s.fields_hash IS DISTINCT FROM o.rejected_hash
-ORDER BY s.customer_id
-LIMIT %(limit)s
+"""
+
+_NEXT_BATCH = """
+SELECT customer_id, email, active_subscriptions, total_subscriptions, status, next_order_date,
+       fields_hash
+FROM push_candidates WHERE customer_id > %(after)s ORDER BY customer_id LIMIT %(limit)s
 """
 
 _ACCEPTED = """
@@ -160,9 +166,13 @@ def push_changed_contacts(
 ) -> PushReport:
     """Push every contact whose fields differ from what Ometria last accepted."""
     report = PushReport()
+    conn.execute("DROP TABLE IF EXISTS push_candidates")
+    conn.execute(_COLLECT_CHANGED)
+    conn.execute("CREATE UNIQUE INDEX ON push_candidates (customer_id)")
+    conn.commit()
     after = ""
     while True:
-        rows = conn.execute(_CHANGED, {"after": after, "limit": client.max_batch}).fetchall()
+        rows = conn.execute(_NEXT_BATCH, {"after": after, "limit": client.max_batch}).fetchall()
         if not rows:
             break
         after = rows[-1][0]
@@ -198,6 +208,8 @@ def push_changed_contacts(
             )
         if on_batch is not None:
             on_batch(report)
+    conn.execute("DROP TABLE push_candidates")
+    conn.commit()
     report.new_async_errors = record_async_errors(conn, client)
     return report
 

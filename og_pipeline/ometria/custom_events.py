@@ -155,9 +155,14 @@ class EventsReport:
                 **{f"sent_{name}": count for name, count in self.by_type.items()}}
 
 
-_DUE = """
+# Only recently processed events: the index keeps the look-up small as the table grows, and an
+# event that could not reach Ometria for days would start a stale campaign anyway.
+SEND_WINDOW = "3 days"
+
+_DUE = f"""
 SELECT e.event_id, e.event_type, e.payload FROM og.webhook_events e
-WHERE e.status = 'processed' AND e.event_type = ANY(%(types)s)
+WHERE e.status = 'processed' AND e.processed_at > now() - interval '{SEND_WINDOW}'
+  AND e.event_type = ANY(%(types)s)
   AND NOT EXISTS (SELECT 1 FROM og.ometria_events o WHERE o.event_id = 'og-' || e.event_id)
 ORDER BY e.og_created_at NULLS LAST, e.seq
 LIMIT %(limit)s
