@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Self
@@ -40,6 +39,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
+
+from og_pipeline.http_common import APIError, Counters, redact
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +57,13 @@ _RETRY_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
 )
 
-_EMAIL_RE = re.compile(r"[^\s\"'<>@,;:]+@[^\s\"'<>@,;:]+\.[A-Za-z]{2,}")
-
 
 class OmetriaError(Exception):
     """Base class of this client's errors."""
 
 
-class OmetriaAPIError(OmetriaError):
+class OmetriaAPIError(APIError, OmetriaError):
     """A request failed for good: a non-retryable status, or retries exhausted."""
-
-    def __init__(self, message: str, *, status: int | None = None, path: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.path = path
 
 
 class OmetriaAuthError(OmetriaAPIError):
@@ -84,7 +78,7 @@ class PushResult:
 
 
 @dataclass
-class OmetriaStats:
+class OmetriaStats(Counters):
     """Counters for a run's metadata. ``requests`` counts every HTTP request sent (retries
     included), ``throttled`` every 429 seen, ``rejected`` records Ometria refused."""
 
@@ -94,21 +88,6 @@ class OmetriaStats:
     retries: int = 0
     rejected: int = 0
     throttled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            # Not asdict(): it would try to deep-copy the lock.
-            return {
-                f.name: getattr(self, f.name)
-                for f in fields(self)
-                if f.init and not f.name.startswith("_")
-            }
 
 
 class RateLimiter:
@@ -334,7 +313,7 @@ class OmetriaClient:
             if status in (401, 403):
                 raise _auth_error(status, method, path)
             if not 200 <= status < 300:
-                detail = _redact(response.text[:300], self._api_key).strip()
+                detail = redact(response.text[:300], self._api_key).strip()
                 raise OmetriaAPIError(
                     f"{method} {path} answered {status}" + (f": {detail}" if detail else ""),
                     status=status,
@@ -413,10 +392,3 @@ def _auth_error(status: int, method: str, path: str) -> OmetriaAuthError:
     return OmetriaAuthError(
         f"Ometria answered {status} to {method} {path}: {advice}", status=status, path=path
     )
-
-
-def _redact(text: str, *secrets: str) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _EMAIL_RE.sub("[email]", text)

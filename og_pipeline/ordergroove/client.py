@@ -24,10 +24,8 @@ Flow of a sync walk::
 from __future__ import annotations
 
 import logging
-import re
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -37,6 +35,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from og_pipeline.http_common import APIError, Counters, redact
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +51,13 @@ _WINDOW_PARAMS: dict[str, tuple[str, str]] = {
     "items": ("order_updated_start", "order_updated_end"),
 }
 
-_EMAIL_RE = re.compile(r"[^\s\"'<>@,;:]+@[^\s\"'<>@,;:]+\.[A-Za-z]{2,}")
-
 
 class OrdergrooveError(Exception):
     """Base class of this client's errors."""
 
 
-class OrdergrooveAPIError(OrdergrooveError):
+class OrdergrooveAPIError(APIError, OrdergrooveError):
     """A request failed for good: a non-retryable status, or retries exhausted."""
-
-    def __init__(self, message: str, *, status: int | None = None, path: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.path = path
 
 
 class OrdergrooveAuthError(OrdergrooveAPIError):
@@ -72,7 +65,7 @@ class OrdergrooveAuthError(OrdergrooveAPIError):
 
 
 @dataclass
-class OrdergrooveStats:
+class OrdergrooveStats(Counters):
     """Counters for a run's metadata. ``requests`` counts every HTTP request sent, retried
     attempts included; ``retries`` counts those attempts that were retries."""
 
@@ -80,21 +73,6 @@ class OrdergrooveStats:
     pages: int = 0
     records: int = 0
     retries: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            # Not asdict(): it would try to deep-copy the lock.
-            return {
-                f.name: getattr(self, f.name)
-                for f in fields(self)
-                if f.init and not f.name.startswith("_")
-            }
 
 
 class CountingRetry(Retry):
@@ -120,14 +98,6 @@ class CountingRetry(Retry):
         if self.on_retry is not None:
             self.on_retry(new_retry)
         return new_retry
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Drop secrets and e-mail addresses from text that may end up in a log or an exception."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _EMAIL_RE.sub("[email]", text)
 
 
 def parse_og_timestamp(value: str | None, zone: str = DEFAULT_ZONE) -> datetime | None:
