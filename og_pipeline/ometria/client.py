@@ -230,6 +230,18 @@ class OmetriaClient:
             )
         return result
 
+    def push_batch(self, records: list[dict[str, Any]]) -> dict[str, PushResult]:
+        """Push one batch and say, per record id, how Ometria answered.
+
+        Ometria's answer only counts rejections; when a batch has any, its records are pushed
+        again one at a time (ids make that an upsert) to learn which were refused. Rare, so the
+        extra requests do not matter; not knowing would mean recording a refusal as accepted.
+        """
+        result = self.push(records)
+        if not result.rejected:
+            return {str(record["id"]): result for record in records}
+        return {str(record["id"]): self.push([record]) for record in records}
+
     def push_all(self, records: Iterable[dict[str, Any]], type: str) -> list[PushResult]:
         """Push any number of ``type`` records in batches of at most ``max_batch``.
 

@@ -185,15 +185,12 @@ def push_changed_contacts(
             batch.append(_Contact(row[0], row[1], row[4], _fields(row, field_ids), row[6]))
         if not batch:
             continue
-        records = [contact_record(c, collection) for c in batch]
-        result = client.push(records)
+        results = client.push_batch([contact_record(c, collection) for c in batch])
         report.batches += 1
         report.pushed += len(batch)
-        if result.rejected == 0:
-            accepted, rejected = batch, []
-            request_ids = {c.customer_id: result.request_id for c in batch}
-        else:
-            accepted, rejected, request_ids = _isolate_rejections(client, batch, collection)
+        accepted = [c for c in batch if not results[c.contact_id].rejected]
+        rejected = [c for c in batch if results[c.contact_id].rejected]
+        request_ids = {c.customer_id: results[c.contact_id].request_id for c in batch}
         _record(conn, _ACCEPTED, accepted, request_ids)
         _record(conn, _AUDIT, accepted, request_ids, outcome="accepted", error=None, run_id=run_id)
         _record(conn, _REJECTED, rejected, request_ids, error="rejected by Ometria")
@@ -212,18 +209,6 @@ def push_changed_contacts(
     conn.commit()
     report.new_async_errors = record_async_errors(conn, client)
     return report
-
-
-def _isolate_rejections(
-    client: OmetriaClient, batch: list[_Contact], collection: str
-) -> tuple[list[_Contact], list[_Contact], dict[str, str | None]]:
-    """Ometria's answer only counts rejections; re-push one by one to learn which (rare)."""
-    accepted, rejected, request_ids = [], [], {}
-    for contact in batch:
-        result = client.push([contact_record(contact, collection)])
-        (rejected if result.rejected else accepted).append(contact)
-        request_ids[contact.customer_id] = result.request_id
-    return accepted, rejected, request_ids
 
 
 def record_async_errors(conn: psycopg.Connection, client: OmetriaClient) -> int:

@@ -192,13 +192,8 @@ def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lo
             break
         report.due += len(rows)
         records = [build_event(event_id, event_type, payload, lookups) for event_id, event_type, payload in rows]
-        result = client.push(records)
-        outcomes = {r["id"]: ("accepted", result.request_id) for r in records}
-        if result.rejected:
-            # Ometria only counts rejections: find which, one record at a time (rare).
-            for record in records:
-                single = client.push([record])
-                outcomes[record["id"]] = ("rejected" if single.rejected else "accepted", single.request_id)
+        results = client.push_batch(records)
+        outcomes = {rid: ("rejected" if r.rejected else "accepted", r.request_id) for rid, r in results.items()}
         params = []
         for (event_id, _, _), record in zip(rows, records, strict=True):
             outcome, request_id = outcomes[record["id"]]

@@ -67,6 +67,9 @@ class OmetriaState:
         self.other_records: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.errors: deque[dict[str, str]] = deque(maxlen=100)
+        # Ids refused synchronously (counted in `rejected`), standing in for Ometria's own
+        # record-level refusals, which the push answer counts but does not name.
+        self.reject_ids: set[str] = set()
         self._windows: dict[str, deque[float]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -203,6 +206,9 @@ class OmetriaState:
             return False
         if not isinstance(rid, str) or not rid:
             self._error("Record has no id", path)
+            return False
+        if rid in self.reject_ids:
+            self._error("Record refused", path)
             return False
         # From here on Ometria has accepted the record; problems surface only in _errors.
         if record_type == "contact":
