@@ -33,8 +33,10 @@ class RawTable:
     key: str
     # (column, Postgres type); the key first. ``record`` (jsonb) and ``source`` are implicit.
     columns: tuple[tuple[str, str], ...]
-    # SQL over the CTE ``changed`` yielding the customer ids to mark dirty.
+    # SQL over the CTE ``changed`` yielding the customer ids to mark dirty, and the one column
+    # it reads from ``changed`` (returning whole rows would ship every record back for nothing).
     dirty_customers: str
+    returning: str
     normalise: Callable[[Row, str], Row]
 
 
@@ -122,7 +124,7 @@ TABLES: dict[str, RawTable] = {
             "customers", "og.customers", "merchant_user_id",
             (("merchant_user_id", "text"), ("email", "text"), ("live", "boolean"),
              ("created_at", "timestamptz"), ("updated_at", "timestamptz")),
-            "SELECT merchant_user_id FROM changed",
+            "SELECT merchant_user_id FROM changed", "t.merchant_user_id",
             _customer,
         ),
         RawTable(
@@ -130,7 +132,7 @@ TABLES: dict[str, RawTable] = {
             (("public_id", "text"), ("customer_id", "text"), ("product_id", "text"),
              ("live", "boolean"), ("cancelled_at", "timestamptz"), ("created_at", "timestamptz"),
              ("updated_at", "timestamptz")),
-            "SELECT customer_id FROM changed",
+            "SELECT customer_id FROM changed", "t.customer_id",
             _subscription,
         ),
         RawTable(
@@ -138,7 +140,7 @@ TABLES: dict[str, RawTable] = {
             (("public_id", "text"), ("customer_id", "text"), ("status", "smallint"),
              ("place", "date"), ("total", "numeric"), ("created_at", "timestamptz"),
              ("updated_at", "timestamptz")),
-            "SELECT customer_id FROM changed",
+            "SELECT customer_id FROM changed", "t.customer_id",
             _order,
         ),
         RawTable(
@@ -146,6 +148,7 @@ TABLES: dict[str, RawTable] = {
             (("public_id", "text"), ("order_id", "text"), ("subscription_id", "text"),
              ("product_id", "text"), ("quantity", "integer"), ("updated_at", "timestamptz")),
             "SELECT o.customer_id FROM changed c JOIN og.orders o ON o.public_id = c.order_id",
+            "t.order_id",
             _item,
         ),
     )
@@ -170,7 +173,7 @@ WITH incoming AS (
     ON CONFLICT ({t.key}) DO UPDATE SET {updates}, record = EXCLUDED.record,
         source = EXCLUDED.source, loaded_at = now()
     WHERE t.updated_at <= EXCLUDED.updated_at AND {differs}
-    RETURNING t.*, (xmax = 0) AS inserted
+    RETURNING {t.returning}, (xmax = 0) AS inserted
 ), dirty AS (
     INSERT INTO og.dirty_contacts (customer_id)
     SELECT DISTINCT customer_id FROM ({t.dirty_customers}) AS d(customer_id)
