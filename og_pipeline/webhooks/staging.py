@@ -14,7 +14,7 @@ Ordergroove does send) leaves the first row alone and is reported as such, so th
 still answer 2xx. E-mail addresses and other personal data live only in ``body`` and ``payload``;
 ``last_error`` holds our own fixed wording, never text from the body.
 
-No web framework here. ``store_event`` serves sync psycopg connections (tests, the CLI, replay);
+No web framework here. ``store_event`` serves sync psycopg connections (the tests stage events with it);
 ``store_event_async`` is the same statement for the receiver's async pool.
 """
 

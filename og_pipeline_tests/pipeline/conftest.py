@@ -17,6 +17,7 @@ import pytest
 from og_pipeline.db.connection import connect, ensure_database
 from og_pipeline.db.urls import for_dagster, with_database
 from og_pipeline.sandbox import MerchantSpec, SandboxServer
+from og_pipeline.webhooks.staging import store_event
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 4, tzinfo=UTC)
@@ -63,13 +64,8 @@ class Pipeline:
 
     def stage(self, envelope: dict[str, Any]) -> None:
         """Commit an event to the staging table as the receiver does."""
-        body = json.dumps(envelope).encode()
         with connect(self.db_url) as conn:
-            conn.execute(
-                "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, body, payload) "
-                "VALUES (%s, %s, to_timestamp(%s), %s, %s::jsonb)",
-                (str(envelope["id"]), envelope["type"], envelope["created"], body, body.decode()),
-            )
+            store_event(conn, json.dumps(envelope).encode())
 
     def use_keys(self, *, ordergroove: str | None = None, ometria: str | None = None) -> None:
         if ordergroove is not None:

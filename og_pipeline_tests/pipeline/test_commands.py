@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from og_pipeline.db.connection import connect
 from og_pipeline.sandbox import MerchantSpec, SandboxServer, WebhookSender
+from og_pipeline.webhooks.staging import store_event
 from og_pipeline_tests.pipeline.conftest import NOW, START
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,15 +82,8 @@ def test_sync_refuses_a_bad_range_before_starting(sandbox, db_url, dagster_db_ur
 
 
 def _stage(db_url: str, envelope: dict) -> None:
-    import json
-
     with connect(db_url) as conn:
-        conn.execute(
-            "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, body, payload) "
-            "VALUES (%s, %s, to_timestamp(%s), %s, %s::jsonb)",
-            (envelope["id"], envelope["type"], envelope["created"], json.dumps(envelope).encode(),
-             json.dumps(envelope)),
-        )
+        store_event(conn, json.dumps(envelope).encode())
 
 
 def test_webhooks_process_handles_the_queue_once_and_replay_requeues_failed(

@@ -11,6 +11,7 @@ from og_pipeline.db.connection import connect
 from og_pipeline.resources import PostgresResource
 from og_pipeline.sandbox import WebhookSender
 from og_pipeline.webhooks.sensors import webhook_events_sensor
+from og_pipeline.webhooks.staging import store_event
 from og_pipeline_tests.pipeline.conftest import Pipeline
 
 
@@ -59,10 +60,8 @@ def test_an_event_that_commits_late_is_taken_by_a_later_tick(pipeline: Pipeline,
     late = _envelope(pipeline, 1)
     with connect(pipeline.db_url) as slow:
         # The receiver's transaction for `late` is open: it has its sequence number already.
-        slow.execute(
-            "INSERT INTO og.webhook_events (event_id, event_type, body, payload) VALUES (%s, %s, %s, %s::jsonb)",
-            (late["id"], late["type"], json.dumps(late).encode(), json.dumps(late)),
-        )
+        slow.execute("SELECT 1")  # opens the transaction the event is stored in, uncommitted
+        store_event(slow, json.dumps(late).encode())
         pipeline.stage(_envelope(pipeline, 2))  # commits first, with a higher sequence number
         first = tick()
         assert len(_batch_ids(first)) == 1
