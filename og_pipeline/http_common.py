@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Self
+
+import requests
+from requests.adapters import HTTPAdapter
 
 _EMAIL_RE = re.compile(r"[^\s\"'<>@,;:]+@[^\s\"'<>@,;:]+\.[A-Za-z]{2,}")
 
@@ -44,3 +49,26 @@ def redact(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return _EMAIL_RE.sub("[email]", text)
+
+
+class SessionClient:
+    """A client on one ``requests.Session``: its adapter on both schemes, its headers, and
+    ``close()`` / ``with`` to release the connections."""
+
+    _session: requests.Session
+
+    def _open_session(self, session: requests.Session | None, adapter: HTTPAdapter,
+                      headers: Mapping[str, str]) -> None:
+        self._session = session or requests.Session()
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers.update(headers)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

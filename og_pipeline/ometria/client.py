@@ -33,14 +33,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from og_pipeline.http_common import APIError, Counters, redact
+from og_pipeline.http_common import APIError, Counters, SessionClient, redact
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class RateLimiter:
         return wait
 
 
-class OmetriaClient:
+class OmetriaClient(SessionClient):
     """Thread-safe as far as the limiter and stats go; batches may be pushed from several
     threads and still share the one account limit."""
 
@@ -180,28 +180,9 @@ class OmetriaClient:
             backoff_jitter=backoff_jitter,
             respect_retry_after_header=True,
         )
-        self._session = session or requests.Session()
         # No retries in the adapter: every attempt must pass the limiter (see module docstring).
-        adapter = HTTPAdapter(max_retries=0)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
-        self._session.headers.update(
-            {
-                "X-Ometria-Auth": api_key,
-                "Accept": "application/json",
-            }
-        )
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._open_session(session, HTTPAdapter(max_retries=0),
+                           {"X-Ometria-Auth": api_key, "Accept": "application/json"})
 
     # -- public API --------------------------------------------------------------------------
 

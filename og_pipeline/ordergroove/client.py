@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -36,7 +36,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from og_pipeline.http_common import APIError, Counters, redact
+from og_pipeline.http_common import APIError, Counters, SessionClient, redact
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def og_window_params(
     }
 
 
-class OrdergrooveClient:
+class OrdergrooveClient(SessionClient):
     """Sequential, streaming client for the Ordergroove REST API. Not meant to be shared
     between threads: Ordergroove asks for one cursor per object type at a time anyway."""
 
@@ -215,28 +215,11 @@ class OrdergrooveClient:
             raise_on_redirect=False,
             on_retry=self._on_retry,
         )
-        self._session = session or requests.Session()
-        adapter = HTTPAdapter(max_retries=self._retry)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
-        self._session.headers.update(
-            {
-                "x-api-key": api_key,
-                "X-OG-API-VERSION": "2",
-                "Accept": "application/json",
-            }
-        )
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._open_session(session, HTTPAdapter(max_retries=self._retry), {
+            "x-api-key": api_key,
+            "X-OG-API-VERSION": "2",
+            "Accept": "application/json",
+        })
 
     # -- public API --------------------------------------------------------------------------
 
