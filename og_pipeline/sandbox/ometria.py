@@ -70,6 +70,7 @@ class OmetriaState:
         # Ids refused synchronously (counted in `rejected`), standing in for Ometria's own
         # record-level refusals, which the push answer counts but does not name.
         self.reject_ids: set[str] = set()
+        self._arrived: float | None = None
         self._windows: dict[str, deque[float]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -86,7 +87,9 @@ class OmetriaState:
         self.requests.append(
             {
                 "time": time.time(),
-                "monotonic": time.monotonic(),
+                # The instant the rate limiter saw the request (when it did), so that windows
+                # measured on the log are the limiter's own, not shifted by processing time.
+                "monotonic": self._arrived if self._arrived is not None else time.monotonic(),
                 "status": status,
                 "key": key,
                 "type": record_type,
@@ -99,11 +102,12 @@ class OmetriaState:
     def log_fault(self, status: int, key: str | None) -> None:
         """Records an injected fault, so the log shows every request the client made."""
         with self.lock:
+            self._arrived = None
             self._log(status, key, None, 0)
             self.requests[-1]["fault"] = True
 
     def _rate_ok(self, key: str) -> bool:
-        now = time.monotonic()
+        now = self._arrived = time.monotonic()
         window = self._windows.setdefault(key, deque())
         while window and window[0] <= now - 1.0:
             window.popleft()
@@ -129,6 +133,7 @@ class OmetriaState:
 
     def push(self, key: str | None, body: bytes) -> PushResult:
         with self.lock:
+            self._arrived = None
             if key not in self.api_keys:
                 self._log(401, key, None, 0)
                 return PushResult(401, {"status": "error", "message": "Invalid API key"})
