@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 240.0
+STARTUP_TIMEOUT = 180.0
 
 
 def _free_port() -> int:
@@ -59,7 +60,10 @@ class Dev:
         env.update(OG_HOME=str(home), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "og_pipeline", "dev", "--port", str(ui_port),
-             "--sandbox-port", str(sandbox_port)],
+             "--sandbox-port", str(sandbox_port), "--webhook-port", str(_free_port()),
+             # The receiver starts, but the sandbox sends it nothing: the webhook path has its
+             # own end-to-end test, and this one is about starting, stopping and keeping data.
+             "--webhook-rate", "0"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -74,8 +78,12 @@ class Dev:
         self.lines.put(None)
 
     def wait_for(self, text: str, timeout: float = STARTUP_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
         while True:
-            line = self.lines.get(timeout=timeout)
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout:.0f} s:\n" + "\n".join(self.seen[-60:])) from None
             if line is None:
                 self.ended = True
                 raise AssertionError(f"dev exited before {text!r}:\n" + "\n".join(self.seen[-40:]))
@@ -118,6 +126,7 @@ def _contacts_in_database(home: Path) -> int:
         return conn.execute("SELECT count(*) FROM og.ometria_contacts").fetchone()[0]
 
 
+@pytest.mark.timeout(900)
 def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, ports: tuple[int, int]) -> None:
     ui_port, sandbox_port = ports
     sandbox = f"http://127.0.0.1:{sandbox_port}"
