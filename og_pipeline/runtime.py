@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from og_pipeline.db.connection import ensure_database
 from og_pipeline.db.embedded import EmbeddedPostgres
@@ -54,6 +55,12 @@ class Databases:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_databases(settings: Settings, state: Path) -> Databases:

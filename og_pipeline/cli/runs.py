@@ -24,15 +24,12 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
     server started if needed, or reused when `dev` runs it)."""
     root = project_root()
     state = state_dir(root)
-    databases = open_databases(settings, state)
-    try:
+    with open_databases(settings, state) as databases:
         os.environ.update(dagster_environment(root, state, databases))
         import dagster as dg
 
         with dg.DagsterInstance.get() as instance:
             yield instance
-    finally:
-        databases.close()
 
 
 def run_job(instance: Any, job_name: str, label: str, *, tags: dict[str, str] | None = None,

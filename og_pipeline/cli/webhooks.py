@@ -30,14 +30,11 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = load_settings()
     if not settings.webhook_keys:
         raise ConfigError("ORDERGROOVE_WEBHOOK_KEY is not set: copy the Verification Key of the webhook route")
-    databases = open_databases(settings, state_dir(project_root()))
-    try:
+    with open_databases(settings, state_dir(project_root())) as databases:
         click.echo(f"receiving Ordergroove webhooks on http://{host}:{port}/webhooks/ordergroove")
         run(host, port, database_url=databases.og_url, keys=settings.webhook_keys,
             max_body_bytes=settings.webhook_max_body_bytes,
             max_age_seconds=settings.webhook_max_age_seconds, workers=workers)
-    finally:
-        databases.close()
 
 
 @webhooks.command()
@@ -77,10 +74,7 @@ def replay(event_ids: tuple[str, ...]) -> None:
     from og_pipeline.runtime import open_databases, project_root, state_dir
     from og_pipeline.webhooks.batches import replay as replay_events
 
-    databases = open_databases(load_settings(), state_dir(project_root()))
-    try:
-        with connect(databases.og_url) as conn:
-            failed, invalid = replay_events(conn, event_ids=list(event_ids) or None)
-    finally:
-        databases.close()
+    with open_databases(load_settings(), state_dir(project_root())) as databases, \
+            connect(databases.og_url) as conn:
+        failed, invalid = replay_events(conn, event_ids=list(event_ids) or None)
     click.echo(f"{failed} failed event(s) queued again; {invalid} invalid event(s) now valid and queued")

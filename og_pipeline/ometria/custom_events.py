@@ -22,6 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from og_pipeline.ometria.client import OmetriaClient
+from og_pipeline.webhooks.apply import created_at, snapshot_of
 
 SUBSCRIPTION_EVENT = "Ordergroove_subscription_event"
 ORDER_REMINDER = "Ordergroove_order_reminder"
@@ -78,11 +79,6 @@ class Lookups:
         return [row[0] for row in rows]
 
 
-def _snapshot(payload: Record) -> Record:
-    snapshot = payload.get("snapshot") or (payload.get("data") or {}).get("snapshot") or {}
-    return snapshot if isinstance(snapshot, dict) else {}
-
-
 def _frequency(sub: Record) -> str | None:
     try:
         every, period = int(sub["every"]), _PERIODS[int(sub["every_period"])]
@@ -102,7 +98,7 @@ def _whole(value: Any) -> int | None:
 def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookups) -> Record:
     """The Ometria custom_event record for one Ordergroove webhook event."""
     obj = (payload.get("data") or {}).get("object") or {}
-    snapshot = _snapshot(payload)
+    snapshot = snapshot_of(payload)
     customer_id = str(obj.get("customer") or (snapshot.get("customer") or {}).get("merchant_user_id") or "")
     snapshot_email = (snapshot.get("customer") or {}).get("email")
     snapshot_products = {str(p.get("external_product_id")): p for p in snapshot.get("products") or []
@@ -128,8 +124,7 @@ def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookup
         products = [str(i["product"]) for i in lines if i.get("product")] or lookups.order_products(order_id)
         properties = {"order_id": order_id, "product_set": products, "total_value": _whole(obj.get("total"))}
         name = ORDER_REMINDER
-    created = payload.get("created")
-    moment = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, (int, float)) else datetime.now(UTC)
+    moment = created_at(payload) or datetime.now(UTC)
     return {
         "@type": "custom_event",
         "id": f"og-{event_id}",

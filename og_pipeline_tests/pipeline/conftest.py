@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from og_pipeline.cli.runs import materializations
 from og_pipeline.db.connection import connect, ensure_database
 from og_pipeline.db.urls import for_dagster, with_database
 from og_pipeline.sandbox import MerchantSpec, SandboxServer
@@ -87,13 +88,7 @@ class Pipeline:
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     """The metadata of the asset's last materialization in the run."""
-    found: dict[str, Any] = {}
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            if materialization.asset_key.to_user_string() == asset:
-                found = {k: v.value for k, v in materialization.metadata.items()}
-    return found
+    return materializations(result).get(asset, {})
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
