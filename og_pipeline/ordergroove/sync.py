@@ -1,8 +1,13 @@
 """One sync of a time window: a cursor walk per object type, upserted in batches of pages.
 
     for resource in customers, subscriptions, orders, items:      # sequential: one cursor at a time
-        fetch thread: client.iter_updated(resource, start, end) -> bounded queue of pages
-        this thread:  normalise + upsert ~1,000 records, commit     # DB work overlaps the fetching
+        fetch thread:  client.iter_updated(resource, start, end) -> bounded queue of pages
+        this thread:   normalise + serialise ~1,000 records       -> bounded queue of batches
+        writer thread: upsert the batch, commit                     # Postgres works meanwhile
+
+Three stages, so the walk never waits for Python or Postgres work on earlier pages: the
+statement runs in Postgres (another process, another CPU) while this process fetches and
+normalises. The writer takes batches in order, so orders are stored before their items.
 
 The window is the partition's (an hour, or a whole backfill range as one walk) widened by a small
 overlap before its start, since Ordergroove's clock and zone are not ours; upserts make re-reading
@@ -12,21 +17,29 @@ on its own, so a failure keeps what was loaded (a rerun re-reads it as "unchange
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 
 from og_pipeline.ordergroove.client import OrdergrooveClient
-from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert
+from og_pipeline.ordergroove.load import (
+    UpsertCounts,
+    normalise,
+    serialise,
+    upsert,
+    upsert_serialised,
+)
 
 # Items come after orders: a line's customer is found through its order.
 RESOURCES = ("customers", "subscriptions", "orders", "items")
 PREFETCH_PAGES = 20  # two write batches: fetching never waits for a flush
+WRITE_QUEUE = 3  # serialised batches waiting for the writer (a few MB at most)
 # Inserts after which the walk refreshes the planner's statistics itself.
 ANALYZE_AFTER_INSERTS = 10_000
 # Records per statement and commit: pages of 100 are too small a unit of work for Postgres.
@@ -114,18 +127,19 @@ def sync_window(
     # reads again (the partition is only marked done at the end): no need to wait for each
     # commit's flush to disk, which would dominate a long walk.
     conn.execute("SET synchronous_commit = off")
-    for resource in resources:
-        totals = report.counts.setdefault(resource, UpsertCounts())
-        report.pages[resource] = 0
-        pending: list[dict[str, Any]] = []
-        for page in _prefetch(client.iter_updated(resource, window_start, window_end)):
-            pending.extend(page)
-            report.pages[resource] += 1
-            if len(pending) >= WRITE_BATCH:
-                _write(conn, resource, pending, client.zone, totals, on_page)
-                pending = []
-        if pending:
-            _write(conn, resource, pending, client.zone, totals, on_page)
+    with _Writer(conn, report, on_page) as writer:
+        for resource in resources:
+            report.counts.setdefault(resource, UpsertCounts())
+            report.pages[resource] = 0
+            pending: list[dict[str, Any]] = []
+            for page in _prefetch(client.iter_updated(resource, window_start, window_end)):
+                pending.extend(page)
+                report.pages[resource] += 1
+                if len(pending) >= WRITE_BATCH:
+                    writer.submit(resource, normalise(resource, pending, client.zone))
+                    pending = []
+            if pending:
+                writer.submit(resource, normalise(resource, pending, client.zone))
     if "customers" in resources:
         _fetch_missing_customers(client, conn, report)
     if sum(c.inserted for c in report.counts.values()) >= ANALYZE_AFTER_INSERTS:
@@ -136,13 +150,75 @@ def sync_window(
     return report
 
 
-def _write(conn: psycopg.Connection, resource: str, records: list[dict[str, Any]], zone: str,
-           totals: UpsertCounts, on_write: Callable[[str, UpsertCounts], None] | None) -> None:
-    counts = upsert(conn, resource, normalise(resource, records, zone))
-    conn.commit()
-    totals.add(counts)
-    if on_write is not None:
-        on_write(resource, counts)
+class _Writer:
+    """Upserts and commits batches on a thread of its own, in the order submitted.
+
+    Results come back to the submitting thread (counts, ``on_write``), so callbacks such as
+    Dagster's logger never run on the writer thread. Leaving the ``with`` block waits for every
+    batch submitted (what was fetched is kept, even when the walk failed) and re-raises the
+    writer's error, if any.
+    """
+
+    def __init__(self, conn: psycopg.Connection, report: SyncReport,
+                 on_write: Callable[[str, UpsertCounts], None] | None) -> None:
+        self._conn = conn
+        self._report = report
+        self._on_write = on_write
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._results: queue.Queue[tuple[str, UpsertCounts]] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="og-writer", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def submit(self, resource: str, rows: list[dict[str, Any]]) -> None:
+        self._collect()
+        payload = serialise(rows)  # on this thread: the writer only waits for Postgres
+        while self._thread.is_alive():
+            try:
+                self._batches.put((resource, payload, len(rows)), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        self._collect()  # the writer stopped: raise its error
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        while self._thread.is_alive():
+            try:
+                self._batches.put(_DONE, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        if exc is None:
+            self._collect()
+        else:  # the walk's own error wins; still count what was stored
+            with contextlib.suppress(Exception):
+                self._collect()
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._batches.get()) is not _DONE:
+                resource, payload, count = batch
+                counts = upsert_serialised(self._conn, resource, payload, count)
+                self._conn.commit()
+                self._results.put((resource, counts))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the submitting thread
+            self._error = exc
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                resource, counts = self._results.get_nowait()
+            except queue.Empty:
+                break
+            self._report.counts.setdefault(resource, UpsertCounts()).add(counts)
+            if self._on_write is not None:
+                self._on_write(resource, counts)
+        if self._error is not None:
+            raise self._error
 
 
 # Customers of changed subscriptions that the customers walk did not bring: their record was last
