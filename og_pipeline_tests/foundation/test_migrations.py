@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from og_pipeline.db.connection import connect
-from og_pipeline.db.migrate import available, migrate
+from og_pipeline.db.migrate import _LOCK_KEY, MigrationLockTimeout, available, migrate
 
 EXPECTED_TABLES = {
     "subscriptions", "customers", "orders", "items", "products", "webhook_events",
@@ -35,3 +37,21 @@ def test_concurrent_starts_apply_each_migration_once(empty_db_url: str) -> None:
         count = conn.execute("SELECT count(*) FROM og.schema_migrations").fetchone()
     assert count == (len(available()),)
 
+
+
+def test_an_up_to_date_database_is_not_held_up_by_a_lock_holder(empty_db_url: str) -> None:
+    # Every run starts with a migrate: with nothing pending it must not queue behind another
+    # process (a stuck deploy, a long migration elsewhere) that holds the migration lock.
+    migrate(empty_db_url)
+    with connect(empty_db_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        assert migrate(empty_db_url, lock_timeout="1s") == []
+
+
+def test_a_pending_migration_behind_a_held_lock_fails_with_a_reason_and_changes_nothing(empty_db_url: str) -> None:
+    with connect(empty_db_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        with pytest.raises(MigrationLockTimeout, match="waited 1s for a lock.*nothing was changed"):
+            migrate(empty_db_url, lock_timeout="1s")
+    assert _tables(empty_db_url) == set()
+    assert migrate(empty_db_url) == [m.version for m in available()]
