@@ -17,10 +17,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import requests
@@ -34,6 +36,8 @@ SANDBOX_OMETRIA_KEY = "sandbox-ometria-key"
 SANDBOX_WEBHOOK_KEY = "sandbox-webhook-key"
 # Written once the start-date backfill succeeded, so later starts leave it to the schedule.
 BACKFILL_MARKER = "dev-backfill.done"
+# The backfill's output, kept (it also goes to the console) for when it fails or hangs.
+BACKFILL_LOG = "dev-backfill.log"
 
 
 def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | int]:
@@ -101,10 +105,10 @@ def _stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
         proc.wait()
 
 
-def _spawn(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
+def _spawn(args: list[str], env: Mapping[str, str], cwd: Path, **popen: Any) -> subprocess.Popen:
     # Each child leads its own process group: a terminal's Ctrl-C reaches only us, and we stop
     # the children in order (see _stop) instead of racing them.
-    return subprocess.Popen(args, env=dict(env), cwd=cwd, process_group=0)
+    return subprocess.Popen(args, env=dict(env), cwd=cwd, process_group=0, **popen)
 
 
 def _start_first_backfill(state: Path, env: Mapping[str, str], root: Path) -> subprocess.Popen | None:
@@ -116,11 +120,25 @@ def _start_first_backfill(state: Path, env: Mapping[str, str], root: Path) -> su
         return None
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = env["OG_SYNC_START_DATE"]
-    click.echo(f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI)")
-    return _spawn(
+    click.echo(f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI; "
+               f"output also in {state / BACKFILL_LOG})")
+    proc = _spawn(
         [sys.executable, "-m", "og_pipeline", "sync", "--start", start, "--end", end.strftime("%Y-%m-%dT%H:%M")],
-        env, root,
+        env, root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
     )
+    threading.Thread(target=_relay, args=(proc, state / BACKFILL_LOG), name="backfill-output", daemon=True).start()
+    return proc
+
+
+def _relay(proc: subprocess.Popen, log: Path) -> None:
+    """Copy the backfill's output to the console and to its log, line by line."""
+    assert proc.stdout is not None
+    with log.open("w", encoding="utf-8") as out:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 def _finish_first_backfill(state: Path, backfill: subprocess.Popen) -> None:
@@ -128,7 +146,8 @@ def _finish_first_backfill(state: Path, backfill: subprocess.Popen) -> None:
         (state / BACKFILL_MARKER).write_text(datetime.now(UTC).isoformat() + "\n")
         click.echo("start-date backfill done; the hourly schedule keeps contacts current")
     else:
-        click.echo(f"start-date backfill failed (exit {backfill.returncode}); its run in the UI says why. "
+        click.echo(f"start-date backfill failed (exit {backfill.returncode}); its output is in "
+                   f"{state / BACKFILL_LOG} and its run (if it got that far) in the UI. "
                    "It runs again at the next start.", err=True)
 
 

@@ -148,6 +148,8 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
         pushed = len(requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json())
         assert pushed > 0
         assert _contacts_in_database(tmp_path) == pushed
+        # The backfill's output is kept for when it fails: its summary is there.
+        assert "contacts_pushed: " + str(pushed) in (tmp_path / "dev-backfill.log").read_text()
     finally:
         code = dev.interrupt()
     assert code == 0, "\n".join(dev.seen[-40:])
