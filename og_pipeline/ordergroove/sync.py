@@ -1,17 +1,18 @@
 """One sync of a time window: a cursor walk per object type, upserted in batches of pages.
 
     for resource in customers, subscriptions, orders, items:      # sequential: one cursor at a time
-        fetch thread:  client.iter_updated(resource, start, end) -> bounded queue of pages
-        this thread:   normalise + serialise ~1,000 records       -> bounded queue of batches
-        writer thread: upsert the batch, commit                     # Postgres works meanwhile
+        this thread:   client.iter_updated(resource, start, end) -> ~1,000 records -> bounded queue
+        writer thread: normalise, serialise, upsert, commit          # one batch at a time, in order
 
-Three stages, so the walk never waits for Python or Postgres work on earlier pages: the
-statement runs in Postgres (another process, another CPU) while this process fetches and
-normalises. The writer takes batches in order, so orders are stored before their items.
+The walk never waits for the writing of earlier pages, and the writing is one thread doing one
+thing at a time: on a machine where the API, this process and Postgres share few CPUs, the walk
+keeps a CPU of its own instead of competing with normalising and a running statement at once
+(bench/README.md). Batches are written in the order walked, so orders are stored before their
+items.
 
 The window is the partition's (an hour, or a whole backfill range as one walk) widened by a small
 overlap before its start, since Ordergroove's clock and zone are not ours; upserts make re-reading
-harmless. Memory holds a few dozen pages at most, whatever the window's size. Each batch commits
+harmless. Memory holds a few batches at most, whatever the window's size. Each batch commits
 on its own, so a failure keeps what was loaded (a rerun re-reads it as "unchanged").
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -38,8 +39,7 @@ from og_pipeline.ordergroove.load import (
 
 # Items come after orders: a line's customer is found through its order.
 RESOURCES = ("customers", "subscriptions", "orders", "items")
-PREFETCH_PAGES = 20  # two write batches: fetching never waits for a flush
-WRITE_QUEUE = 3  # serialised batches waiting for the writer (a few MB at most)
+WRITE_QUEUE = 2  # batches waiting for the writer: the walk runs ahead by up to ~3,000 records
 # Inserts after which the walk refreshes the planner's statistics itself.
 ANALYZE_AFTER_INSERTS = 10_000
 # Records per statement and commit: pages of 100 are too small a unit of work for Postgres.
@@ -74,41 +74,6 @@ class SyncReport:
 _DONE = object()
 
 
-def _prefetch(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    """Fetch the next pages in a thread while the caller writes the current one."""
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_PAGES)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        buffer.put(page, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            buffer.put(exc)
-
-    worker = threading.Thread(target=produce, name="og-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
 def sync_window(
     client: OrdergrooveClient,
     conn: psycopg.Connection,
@@ -132,14 +97,14 @@ def sync_window(
             report.counts.setdefault(resource, UpsertCounts())
             report.pages[resource] = 0
             pending: list[dict[str, Any]] = []
-            for page in _prefetch(client.iter_updated(resource, window_start, window_end)):
+            for page in client.iter_updated(resource, window_start, window_end):
                 pending.extend(page)
                 report.pages[resource] += 1
                 if len(pending) >= WRITE_BATCH:
-                    writer.submit(resource, normalise(resource, pending, client.zone))
+                    writer.submit(resource, pending, client.zone)
                     pending = []
             if pending:
-                writer.submit(resource, normalise(resource, pending, client.zone))
+                writer.submit(resource, pending, client.zone)
     if "customers" in resources:
         _fetch_missing_customers(client, conn, report)
     if sum(c.inserted for c in report.counts.values()) >= ANALYZE_AFTER_INSERTS:
@@ -151,7 +116,7 @@ def sync_window(
 
 
 class _Writer:
-    """Upserts and commits batches on a thread of its own, in the order submitted.
+    """Normalises, upserts and commits batches on a thread of its own, in the order submitted.
 
     Results come back to the submitting thread (counts, ``on_write``), so callbacks such as
     Dagster's logger never run on the writer thread. Leaving the ``with`` block waits for every
@@ -173,12 +138,11 @@ class _Writer:
         self._thread.start()
         return self
 
-    def submit(self, resource: str, rows: list[dict[str, Any]]) -> None:
+    def submit(self, resource: str, records: list[dict[str, Any]], zone: str) -> None:
         self._collect()
-        payload = serialise(rows)  # on this thread: the writer only waits for Postgres
         while self._thread.is_alive():
             try:
-                self._batches.put((resource, payload, len(rows)), timeout=0.5)
+                self._batches.put((resource, records, zone), timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -201,8 +165,9 @@ class _Writer:
     def _run(self) -> None:
         try:
             while (batch := self._batches.get()) is not _DONE:
-                resource, payload, count = batch
-                counts = upsert_serialised(self._conn, resource, payload, count)
+                resource, records, zone = batch
+                rows = normalise(resource, records, zone)
+                counts = upsert_serialised(self._conn, resource, serialise(rows), len(rows))
                 self._conn.commit()
                 self._results.put((resource, counts))
         except BaseException as exc:  # noqa: BLE001 - re-raised on the submitting thread

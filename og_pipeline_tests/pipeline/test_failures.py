@@ -72,3 +72,16 @@ def test_push_respects_the_rate_limit_and_batch_rules(pipeline: Pipeline) -> Non
     times = sorted(r["monotonic"] for r in log)
     busiest = max(sum(1 for t in times if first <= t < first + 1.0) for first in times)
     assert busiest <= 8
+
+
+def test_a_database_error_mid_walk_fails_the_run_with_it_and_keeps_the_batches_before(pipeline: Pipeline) -> None:
+    # Orders are walked after customers and subscriptions; a constraint refuses every order.
+    pipeline.query_commit("ALTER TABLE og.orders ADD CONSTRAINT test_refuses_orders CHECK (false) NOT VALID")
+    result = pipeline.sync(START, NOW)
+    assert not result.success
+    assert "test_refuses_orders" in failure_message(result)
+    truth = pipeline.sandbox.merchant.ground_truth()
+    stored = pipeline.query("SELECT count(*) FROM og.subscriptions")[0][0]
+    assert stored == sum(t["total"] for t in truth.values()) > 0
+    assert pipeline.query("SELECT count(*) FROM og.orders") == [(0,)]
+    assert pipeline.ometria_contacts() == {}
