@@ -2,4 +2,6 @@
 
 from og_pipeline.cli import main
 
-main()
+# Guarded: a spawned worker process (the sync's writer) imports this module as __mp_main__.
+if __name__ == "__main__":
+    main()

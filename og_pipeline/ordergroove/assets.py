@@ -52,9 +52,9 @@ def ordergroove_raw_records(
             context.log.info("%s: %d pages, %d records so far", resource, client.stats.pages,
                              client.stats.records)
 
-    with ordergroove.client() as client, postgres.connection() as conn:
+    with ordergroove.client() as client:
         report = sync_window(
-            client, conn, window.start, window.end,
+            client, postgres.database_url, window.start, window.end,
             overlap=timedelta(minutes=ordergroove.overlap_minutes), on_page=progress,
         )
         stats = client.stats

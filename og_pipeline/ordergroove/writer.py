@@ -1,0 +1,198 @@
+"""The sync's writer: normalises, upserts and commits batches of records in a process of its own.
+
+    walk (calling process)                           writer process (one per sync)
+    ~1,000 records -> orjson bytes -> bounded queue -> normalise, serialise, upsert, commit
+    end of a resource                              -> ANALYZE its table after a large load
+    counts per batch (on_write)   <- results queue  <- counts, or the error that stopped it
+
+Why a process and not a thread: normalising and serialising are Python work, and in a thread
+they hold the interpreter lock the walk needs to read each page, so a fast API walk slowed by a
+third or more (bench/README.md). In its own process that work, and the wait for Postgres, runs
+beside the walk instead. Batches are written in the order submitted (orders before their items),
+each in its own commit, so a failure keeps what was written before it.
+
+The process is started with "spawn": forking Dagster's run process, which has threads of its
+own, is not safe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from collections.abc import Callable
+from typing import Any, Self
+
+import orjson
+import psycopg
+
+from og_pipeline.db.connection import connect
+from og_pipeline.ordergroove.load import (
+    TABLES,
+    UpsertCounts,
+    normalise,
+    serialise,
+    upsert_serialised,
+)
+
+QUEUE_BATCHES = 2  # batches waiting for the writer: the walk runs ahead by ~3,000 records at most
+_POLL = 0.5  # seconds between checks that the writer is still alive while waiting on it
+_START_TIMEOUT = 60.0  # a spawned interpreter imports psycopg and friends: seconds, not minutes
+# A table that grew by this many rows, and by a tenth or more, gets fresh planner statistics
+# right away: a first backfill fills empty tables faster than autovacuum notices, and without
+# statistics the stats query plans for a few hundred rows and runs 60x slower. Done as each
+# table's walk ends, so it runs while the walk goes on.
+ANALYZE_MIN_INSERTS = 1_000
+ANALYZE_GROWTH = 0.1
+
+
+class WriterError(RuntimeError):
+    """The writer process stopped: its error (type and message), or how it exited."""
+
+
+class BatchWriter:
+    """``with BatchWriter(url, zone) as writer: writer.submit(resource, records)``.
+
+    Leaving the block waits until every batch submitted is written (even when the walk failed,
+    so what was fetched is kept) and raises the writer's error, if any. ``counts`` holds the
+    upsert counts per resource; ``on_write`` is called on the submitting thread per batch.
+    """
+
+    def __init__(self, database_url: str, zone: str,
+                 on_write: Callable[[str, UpsertCounts], None] | None = None) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.counts: dict[str, UpsertCounts] = {}
+        self._on_write = on_write
+        self._batches: Any = context.Queue(maxsize=QUEUE_BATCHES)
+        self._results: Any = context.Queue()
+        self._process = context.Process(
+            target=_serve, args=(database_url, zone, self._batches, self._results),
+            name="og-sync-writer", daemon=True,
+        )
+        self._finished = False
+
+    def __enter__(self) -> Self:
+        self._process.start()
+        self._expect("ready", timeout=_START_TIMEOUT)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def submit(self, resource: str, records: list[dict[str, Any]]) -> None:
+        self._drain()
+        self._put(("write", resource, orjson.dumps(records)))
+
+    def end_of(self, resource: str) -> None:
+        """The walk of ``resource`` is over (its table may be analysed now)."""
+        self._put(("end", resource, b""))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if not self._finished:
+                self._put(None)
+                self._expect("done", timeout=None)
+        except WriterError:
+            if exc is None:
+                raise
+            # The walk's own error is the one to report; the writer's was a consequence.
+        finally:
+            # Batches the writer will never read must not hold this process at exit.
+            self._batches.cancel_join_thread()
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _put(self, item: object) -> None:
+        while True:
+            try:
+                self._batches.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                self._drain()  # raises if the writer stopped
+                self._check_alive()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                message = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(message)
+
+    def _expect(self, kind: str, timeout: float | None) -> None:
+        """Handle results until ``kind`` arrives (raising the writer's error if that comes)."""
+        waited = 0.0
+        while True:
+            try:
+                message = self._results.get(timeout=_POLL)
+            except queue.Empty:
+                self._check_alive()
+                waited += _POLL
+                if timeout is not None and waited >= timeout:
+                    raise WriterError(f"the sync's writer process did not get {kind} within {timeout:.0f} s") from None
+                continue
+            if self._handle(message) == kind:
+                return
+
+    def _handle(self, message: tuple[Any, ...]) -> str:
+        kind = message[0]
+        if kind == "written":
+            _, resource, received, inserted, updated = message
+            counts = UpsertCounts(received=received, inserted=inserted, updated=updated)
+            self.counts.setdefault(resource, UpsertCounts()).add(counts)
+            if self._on_write is not None:
+                self._on_write(resource, counts)
+        elif kind == "error":
+            self._finished = True
+            raise WriterError(message[1])
+        elif kind == "done":
+            self._finished = True
+        return kind
+
+    def _check_alive(self) -> None:
+        if not self._process.is_alive():
+            self._finished = True
+            self._drain()  # its last words (an error) may be queued
+            raise WriterError(f"the sync's writer process exited unexpectedly (exit code {self._process.exitcode})")
+
+
+def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
+    """The writer process: one connection, batches in order, a commit per batch."""
+    try:
+        with connect(database_url) as conn:
+            # A crash loses at most the last few commits, which the rerun of the unfinished
+            # partition reads again (the partition is only marked done at the end): no need to
+            # wait for each commit's flush to disk, which would dominate a long walk.
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()
+            results.put(("ready",))
+            inserted: dict[str, int] = {}
+            while (item := batches.get()) is not None:
+                action, resource, payload = item
+                if action == "end":
+                    _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
+                    continue
+                rows = normalise(resource, orjson.loads(payload), zone)
+                counts = upsert_serialised(conn, resource, serialise(rows), len(rows))
+                conn.commit()
+                inserted[resource] = inserted.get(resource, 0) + counts.inserted
+                results.put(("written", resource, counts.received, counts.inserted, counts.updated))
+            _analyze_if_grown(conn, "og.dirty_contacts", sum(inserted.values()))
+        results.put(("done",))
+    except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
+        results.put(("error", f"{type(exc).__name__}: {str(exc).strip()}"))
+
+
+def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> None:
+    if inserted < ANALYZE_MIN_INSERTS:
+        return
+    # reltuples is the planner's row estimate; -1 until the table is first analysed.
+    estimate = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()[0]
+    if estimate < 0 or inserted >= ANALYZE_GROWTH * estimate:
+        # Identifiers from the constant table specs, never from input.
+        conn.execute(f"ANALYZE {table}")
+    conn.commit()

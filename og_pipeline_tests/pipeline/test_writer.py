@@ -1,0 +1,55 @@
+"""The sync's writer process: what was submitted is written in order, and a writer that dies
+fails the sync with a reason instead of hanging it or leaving a process behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+
+from og_pipeline.db.connection import connect
+from og_pipeline.ordergroove.writer import BatchWriter, WriterError
+
+
+def _subscription(n: int, updated: str = "2026-11-02 10:00:00") -> dict[str, object]:
+    return {"public_id": f"s{n}", "customer": f"c{n % 7}", "live": True, "created": updated, "updated": updated}
+
+
+def test_batches_are_written_in_order_and_counted_and_no_process_is_left(db_url: str) -> None:
+    seen: list[tuple[str, int]] = []
+    with BatchWriter(db_url, "America/Chicago", lambda resource, counts: seen.append((resource, counts.inserted))) as writer:
+        writer.submit("subscriptions", [_subscription(n) for n in range(1500)])
+        # A later version of the same records in a later batch wins: batches are applied in order.
+        writer.submit("subscriptions", [_subscription(n, "2026-11-02 11:00:00") | {"live": False} for n in range(10)])
+        writer.end_of("subscriptions")
+    assert writer.counts["subscriptions"].received == 1510
+    assert writer.counts["subscriptions"].inserted == 1500
+    assert writer.counts["subscriptions"].updated == 10
+    assert sum(inserted for _, inserted in seen) == 1500
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FILTER (WHERE NOT live), count(*) FROM og.subscriptions").fetchone() == (10, 1500)
+        assert conn.execute("SELECT count(*) FROM og.dirty_contacts").fetchone() == (7,)
+        # 1,500 rows in a never-analysed table: statistics refreshed without waiting for autovacuum.
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'og.subscriptions'::regclass").fetchone() == (1500,)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_writer_killed_mid_walk_fails_the_sync_with_a_reason(db_url: str) -> None:
+    with (pytest.raises(WriterError, match="writer process exited unexpectedly"),
+          BatchWriter(db_url, "America/Chicago") as writer):
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGKILL)
+        for n in range(10):
+            writer.submit("subscriptions", [_subscription(n)])
+    assert multiprocessing.active_children() == []
+
+
+def test_a_bad_record_fails_with_its_reason_after_the_batches_before_it(db_url: str) -> None:
+    with (pytest.raises(WriterError, match="unrecognised 'live' value"),
+          BatchWriter(db_url, "America/Chicago") as writer):
+        writer.submit("subscriptions", [_subscription(1)])
+        writer.submit("subscriptions", [_subscription(2) | {"live": "perhaps"}])
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT public_id FROM og.subscriptions").fetchall() == [("s1",)]
