@@ -6,12 +6,15 @@ For each size (the smaller ``--also`` first, then ``--subscriptions``), in one i
 2. the sandbox as its own process, with a fixed seed, start date and "now" (14 days later);
 3. the floor: a bare cursor walk of customers, subscriptions, orders and items over the sync's
    window ([start - 5 min, end - 1 s], as ``sync_window`` computes it), in this process, no DB;
-4. ``og-pipeline sync --start D --end D+14d`` as a subprocess: wall time, peak RSS (psutil,
-   every 0.1 s), and each step's time from the run's STEP_START/STEP_SUCCESS events, read from
+   walked again after the sync, and the mean of the two used, as the machine's speed drifts;
+4. ``og-pipeline sync --start D --end D+14d`` as a subprocess: wall time, peak memory (PSS of
+   it and its children, psutil, every 0.1 s), and each step's time from the run's STEP_START/STEP_SUCCESS events, read from
    the Dagster event log in Postgres (log-line timestamps would depend on the console format);
 5. the push rate, from the sandbox's ``/_sandbox/ometria/requests`` log.
 
-It prints a Markdown table and writes it into bench/README.md between the results markers
+Then the latency curve: the same at one size (``--curve``, default 50,000) with every sandbox
+answer delayed by each of ``--latencies``, as a remote API's round trip would be. It prints
+Markdown tables and writes them into bench/README.md between the results markers
 (the rest of the README is left alone). Run: ``python bench/sync_bench.py [--subscriptions N]
 [--also M]``.
 """
@@ -58,16 +61,23 @@ STEPS = ("ordergroove_raw_records", "contact_subscription_stats", "ometria_conta
 @dataclass
 class Result:
     subscriptions: int
+    latency: float = 0.0  # seconds the sandbox waits before each answer
     sandbox: dict[str, int] = field(default_factory=dict)
-    floor_s: float = 0.0
+    floors: list[float] = field(default_factory=list)  # the walk before and after the sync
     floor_records: int = 0
     wall_s: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     summary: dict[str, str] = field(default_factory=dict)
-    peak_rss: int = 0
+    peak_memory: int = 0
     sync_cpu_s: float = 0.0
     busy: dict[str, float] = field(default_factory=dict)  # machine-wide CPU %, per phase
     push: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def floor_s(self) -> float:
+        """The floor: the mean of the walks before and after the sync, since this machine's
+        speed drifts by ±20% over minutes and the sync runs between them."""
+        return sum(self.floors) / len(self.floors) if self.floors else float("nan")
 
 
 def free_port() -> int:
@@ -129,7 +139,7 @@ def floor_walk(api_url: str) -> tuple[float, int]:
 
 
 def run_sync(env: dict[str, str], work: Path) -> tuple[float, int, float, str]:
-    """Runs the command: wall seconds, peak RSS (bytes, with children), CPU seconds, stdout."""
+    """Runs the command: wall seconds, peak memory (PSS bytes, with children), CPU seconds, stdout."""
     start, end = window()
     cmd = [sys.executable, "-m", "og_pipeline", "sync",
            "--start", start.strftime("%Y-%m-%d"), "--end", end.strftime("%Y-%m-%d")]
@@ -141,9 +151,11 @@ def run_sync(env: dict[str, str], work: Path) -> tuple[float, int, float, str]:
         watched = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
-                rss = watched.memory_info().rss
-                rss += sum(c.memory_info().rss for c in watched.children(recursive=True))
-                peak = max(peak, rss)
+                # PSS, not RSS: a child between fork and exec (Dagster's log tailers, the
+                # writer's spawn) would count the parent's shared pages twice.
+                used = watched.memory_full_info().pss
+                used += sum(c.memory_full_info().pss for c in watched.children(recursive=True))
+                peak = max(peak, used)
                 times = watched.cpu_times()
                 cpu = times.user + times.system
             except psutil.Error:
@@ -192,9 +204,10 @@ def push_rate(base: str) -> dict[str, float]:
 
 
 def bench(n: int, server: EmbeddedPostgres, work: Path, latency: float = 0.0) -> Result:
-    result = Result(n)
+    result = Result(n, latency=latency)
     work.mkdir(parents=True)
-    og_db, dagster_db = f"og_pipeline_{n}", f"og_dagster_{n}"
+    tag = f"{n}_{round(latency * 1000)}ms"
+    og_db, dagster_db = f"og_pipeline_{tag}", f"og_dagster_{tag}"
     for name in (og_db, dagster_db):
         ensure_database(server.url(), name)
     port = free_port()
@@ -205,9 +218,10 @@ def bench(n: int, server: EmbeddedPostgres, work: Path, latency: float = 0.0) ->
         result.sandbox = requests.get(f"{base}/_sandbox/info", timeout=30).json()["counts"]
         print(f"[{n}] sandbox: {result.sandbox}; walking the floor", flush=True)
         psutil.cpu_percent()
-        result.floor_s, result.floor_records = floor_walk(f"{base}/ordergroove")
+        floor, result.floor_records = floor_walk(f"{base}/ordergroove")
+        result.floors.append(floor)
         result.busy["floor"] = psutil.cpu_percent()
-        print(f"[{n}] floor: {result.floor_records} records in {result.floor_s:.1f} s", flush=True)
+        print(f"[{n}] floor: {result.floor_records} records in {floor:.1f} s", flush=True)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OG_", "ORDERGROOVE_", "OMETRIA_", "DAGSTER_"))}
         env.update({
@@ -219,7 +233,7 @@ def bench(n: int, server: EmbeddedPostgres, work: Path, latency: float = 0.0) ->
         })
         print(f"[{n}] og-pipeline sync (the push phase is bound by {RATE_LIMIT:g} req/s)", flush=True)
         psutil.cpu_percent()
-        result.wall_s, result.peak_rss, result.sync_cpu_s, stdout = run_sync(env, work)
+        result.wall_s, result.peak_memory, result.sync_cpu_s, stdout = run_sync(env, work)
         result.busy["sync"] = psutil.cpu_percent()
         result.summary = dict(line.strip().split(": ", 1) for line in stdout.splitlines()
                               if line.startswith("  ") and ": " in line)
@@ -228,6 +242,8 @@ def bench(n: int, server: EmbeddedPostgres, work: Path, latency: float = 0.0) ->
             raise RuntimeError(f"no run id in the sync's output:\n{stdout}")
         result.steps = step_times(env["OG_DAGSTER_DATABASE_URL"], run_id.group(1), work / "dagster")
         result.push = push_rate(base)
+        result.floors.append(floor_walk(f"{base}/ordergroove")[0])
+        print(f"[{n}] floor again after the sync: {result.floors[-1]:.1f} s", flush=True)
         print(f"[{n}] sync {result.wall_s:.1f} s, steps {result.steps}", flush=True)
     finally:
         stop(sandbox)
@@ -248,7 +264,8 @@ def table(results: list[Result]) -> str:
         row("sandbox customers / orders",
             lambda r: f"{r.sandbox.get('customers', 0):,} / {r.sandbox.get('orders', 0):,}"),
         row("records walked (4 resources)", lambda r: f"{r.floor_records:,}"),
-        row("**floor**: bare API walk", lambda r: f"{r.floor_s:.1f} s ({r.floor_records / r.floor_s:,.0f} rec/s)"),
+        row("**floor**: bare API walk, before / after the sync", lambda r: " / ".join(f"{f:.1f} s" for f in r.floors)),
+        row("floor used (mean of the two)", lambda r: f"{r.floor_s:.1f} s ({r.floor_records / r.floor_s:,.0f} rec/s)"),
         row("**raw step** (`ordergroove_raw_records`)",
             lambda r: f"{raw(r):.1f} s ({int(r.summary.get('records_fetched', 0)) / raw(r):,.0f} rec/s)"),
         row(f"**raw step / floor** (target ≤ {TARGET}x)", lambda r: f"**{raw(r) / r.floor_s:.2f}x**"),
@@ -260,7 +277,7 @@ def table(results: list[Result]) -> str:
             lambda r: f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x"),
         row("sync records/s (records fetched / total)",
             lambda r: f"{int(r.summary.get('records_fetched', 0)) / r.wall_s:,.0f}"),
-        row("**peak RSS** of the sync process", lambda r: f"**{r.peak_rss / mib:,.0f} MiB**"),
+        row("**peak memory** (PSS) of the sync process and its children", lambda r: f"**{r.peak_memory / mib:,.0f} MiB**"),
         row("sync process CPU time (user + sys)", lambda r: f"{r.sync_cpu_s:.0f} s"),
         row(f"machine CPU busy, floor / sync ({os.cpu_count()} CPUs, all processes)",
             lambda r: f"{r.busy.get('floor', 0):.0f}% / {r.busy.get('sync', 0):.0f}%"),
@@ -272,6 +289,23 @@ def table(results: list[Result]) -> str:
             lambda r: f"{r.push.get('req_per_s', 0):.2f} (accepted {r.push.get('ok_per_s', 0):.2f})"),
         row("push records/s", lambda r: f"{r.push.get('records_per_s', 0):,.0f}"),
     ]
+    return "\n".join(lines)
+
+
+def curve_table(results: list[Result]) -> str:
+    """Raw step against the floor as the API's round trip grows (one size)."""
+    def raw(r: Result) -> float:
+        return r.steps.get(STEPS[0], float("nan"))
+
+    lines = [
+        "| sandbox delay per answer | floor | raw step | **raw step / floor** | sync total − push step, / floor | peak memory (PSS) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.latency * 1000:g} ms | {r.floor_s:.1f} s | {raw(r):.1f} s | **{raw(r) / r.floor_s:.2f}x** | "
+            f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x | {r.peak_memory / 2**20:,.0f} MiB |"
+        )
     return "\n".join(lines)
 
 
@@ -296,20 +330,33 @@ def main() -> None:
     parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md alone")
     parser.add_argument("--page-latency", type=float, default=0.0,
                         help="seconds the sandbox waits before every answer, as a remote API would")
+    parser.add_argument("--curve", type=int, default=50_000,
+                        help="size for the latency curve (0: no curve)")
+    parser.add_argument("--latencies", default="0.002,0.005,0.02,0.05",
+                        help="comma-separated sandbox delays per answer (seconds) for the curve")
     args = parser.parse_args()
     sizes = sorted({args.subscriptions, args.also} - {0})
+    latencies = [float(x) for x in args.latencies.split(",") if x.strip()] if args.curve else []
     results: list[Result] = []
+    curve: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="og-sync-bench-") as tmp:
         os.chmod(tmp, 0o755)  # as root, the embedded server runs as its own user
         with EmbeddedPostgres(Path(tmp) / "postgres", delete=True) as server:
             for n in sizes:
                 results.append(bench(n, server, Path(tmp) / str(n), args.page_latency))
+            for latency in latencies:
+                curve.append(bench(args.curve, server, Path(tmp) / f"curve-{latency}", latency))
     command = "python bench/sync_bench.py " + " ".join(sys.argv[1:])
     section = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.\n\n"
         f"Command: `{command.strip()}` (sandbox seed 1, window {START} + {DAYS} days, "
         f"Ometria rate limit {RATE_LIMIT:g}/s).\n\n{table(results)}\n"
     )
+    if curve:
+        section += (
+            f"\nThe same at {args.curve:,} subscriptions with every sandbox answer delayed, as a remote "
+            f"API's round trip would (same run, same machine):\n\n{curve_table(curve)}\n"
+        )
     print("\n" + section)
     if not args.no_readme:
         write_readme(section)
