@@ -12,7 +12,9 @@ beside the walk instead. Batches are written in the order submitted (orders befo
 each in its own commit, so a failure keeps what was written before it.
 
 The process is started with "spawn": forking Dagster's run process, which has threads of its
-own, is not safe.
+own, is not safe. Spawn re-imports the caller's main script, so a script that syncs directly
+(not through Dagster or og-pipeline's commands, whose entry points are guarded) needs an
+``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
