@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from og_pipeline.pools import ensure_pools
 from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
 from og_pipeline.settings import Settings
 
@@ -29,6 +30,7 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
         import dagster as dg
 
         with dg.DagsterInstance.get() as instance:
+            ensure_pools(instance)
             yield instance
 
 

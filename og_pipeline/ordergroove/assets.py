@@ -14,6 +14,7 @@ import dagster as dg
 from og_pipeline.ordergroove.load import UpsertCounts, upsert_products
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.ordergroove.sync import sync_window
+from og_pipeline.pools import ORDERGROOVE_POOL
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings, require_start_date
 
@@ -30,7 +31,7 @@ hourly_partitions = dg.HourlyPartitionsDefinition(
     group_name="ordergroove",
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="ordergroove_api",
+    pool=ORDERGROOVE_POOL,
     kinds={"postgres"},
     tags={"source": "ordergroove"},
 )
@@ -84,7 +85,7 @@ def ordergroove_raw_records(
 
 
 
-@dg.asset(group_name="ordergroove", pool="ordergroove_api", kinds={"postgres"},
+@dg.asset(group_name="ordergroove", pool=ORDERGROOVE_POOL, kinds={"postgres"},
           tags={"source": "ordergroove"})
 def ordergroove_products(
     context: dg.AssetExecutionContext,

@@ -10,6 +10,7 @@ import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
+from og_pipeline.pools import ensure_pools
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
 from og_pipeline.webhooks.batches import claim_batch, open_batches
@@ -47,6 +48,7 @@ def webhook_events_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
         batches = open_batches(conn)
     if not batches:
         return dg.SensorResult(skip_reason="no new webhook events")
+    ensure_pools(context.instance)  # before the runs: see og_pipeline.pools
     if claimed is not None:
         context.log.info("claimed batch %s", claimed)
     return dg.SensorResult(
