@@ -251,8 +251,7 @@ def _instant(text: str) -> datetime:
 
 
 def serialise(rows: list[Row]) -> Jsonb:
-    """Rows as one jsonb parameter, serialised now (orjson: a backfill's hot path), so the
-    statement itself can run on another thread."""
+    """Rows as one jsonb parameter, serialised with orjson: a backfill's hot path."""
     try:
         data = orjson.dumps(rows, default=str)
     except orjson.JSONEncodeError:
@@ -269,14 +268,8 @@ def upsert(conn: psycopg.Connection, resource: str, rows: list[Row], *, source: 
     """Upsert normalised rows (same transaction as the caller's; the caller commits)."""
     if not rows:
         return UpsertCounts()
-    return upsert_serialised(conn, resource, serialise(rows), len(rows), source=source)
-
-
-def upsert_serialised(conn: psycopg.Connection, resource: str, payload: Jsonb, count: int,
-                      *, source: str = "rest") -> UpsertCounts:
-    """``upsert`` of rows already passed through ``serialise``."""
-    inserted, updated = conn.execute(_SQL[resource], {"rows": payload, "source": source}).fetchone()
-    return UpsertCounts(received=count, inserted=inserted, updated=updated)
+    inserted, updated = conn.execute(_SQL[resource], {"rows": serialise(rows), "source": source}).fetchone()
+    return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)
 
 
 # Products have no incremental filter: each refresh reads the whole catalogue and rewrites only

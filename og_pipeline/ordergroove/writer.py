@@ -28,13 +28,7 @@ import orjson
 import psycopg
 
 from og_pipeline.db.connection import connect
-from og_pipeline.ordergroove.load import (
-    TABLES,
-    UpsertCounts,
-    normalise,
-    serialise,
-    upsert_serialised,
-)
+from og_pipeline.ordergroove.load import TABLES, UpsertCounts, normalise, upsert
 
 QUEUE_BATCHES = 2  # batches waiting for the writer: the walk runs ahead by ~3,000 records at most
 _POLL = 0.5  # seconds between checks that the writer is still alive while waiting on it
@@ -178,8 +172,7 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
                 if action == "end":
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
-                rows = normalise(resource, orjson.loads(payload), zone)
-                counts = upsert_serialised(conn, resource, serialise(rows), len(rows))
+                counts = upsert(conn, resource, normalise(resource, orjson.loads(payload), zone))
                 conn.commit()
                 inserted[resource] = inserted.get(resource, 0) + counts.inserted
                 results.put(("written", resource, counts.received, counts.inserted, counts.updated))
