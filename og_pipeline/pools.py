@@ -22,8 +22,9 @@ def ensure_pools(instance: Any) -> None:
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return
+    existing = storage.get_concurrency_keys()
     for pool in POOLS:
-        if pool in storage.get_concurrency_keys():
+        if pool in existing:
             continue
         try:
             storage.initialize_concurrency_limit_to_default(pool)

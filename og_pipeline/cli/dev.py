@@ -27,7 +27,7 @@ from typing import Any
 import click
 import requests
 
-from og_pipeline.pools import ensure_pools
+from og_pipeline.cli.runs import instance_on
 from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
 from og_pipeline.settings import load_settings, require_start_date
 
@@ -152,16 +152,6 @@ def _finish_first_backfill(state: Path, backfill: subprocess.Popen) -> None:
                    "It runs again at the next start.", err=True)
 
 
-def _prepare_dagster_instance(dagster_env: Mapping[str, str]) -> None:
-    """Create Dagster's tables and the API pools before the daemon can start a run: two runs
-    making a pool's first claim at once fail one of them (see og_pipeline.pools)."""
-    os.environ.update(dagster_env)
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        ensure_pools(instance)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -238,7 +228,10 @@ def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate
                        f"Ometria: {'sandbox' if fake_ometria else 'real'})"
                        + (f"; sending {webhook_rate:g} signed webhooks/s to the receiver" if stream else ""))
 
-        _prepare_dagster_instance(dagster_environment(root, state, databases))
+        # Dagster's tables and the API pools exist before the daemon can start a run: two runs
+        # making a pool's first claim at once fail one of them (see og_pipeline.pools).
+        with instance_on(root, state, databases):
+            pass
         processes.append(_spawn(
             [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
              "-h", host, "-p", str(port)],

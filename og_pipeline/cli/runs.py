@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from og_pipeline.pools import ensure_pools
-from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
+from og_pipeline.runtime import (
+    Databases,
+    dagster_environment,
+    open_databases,
+    project_root,
+    state_dir,
+)
 from og_pipeline.settings import Settings
 
 
@@ -25,13 +32,19 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
     server started if needed, or reused when `dev` runs it)."""
     root = project_root()
     state = state_dir(root)
-    with open_databases(settings, state) as databases:
-        os.environ.update(dagster_environment(root, state, databases))
-        import dagster as dg
+    with open_databases(settings, state) as databases, instance_on(root, state, databases) as instance:
+        yield instance
 
-        with dg.DagsterInstance.get() as instance:
-            ensure_pools(instance)
-            yield instance
+
+@contextmanager
+def instance_on(root: Path, state: Path, databases: Databases) -> Iterator[Any]:
+    """The Dagster instance on ``databases``, its API pools created (see og_pipeline.pools)."""
+    os.environ.update(dagster_environment(root, state, databases))
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        ensure_pools(instance)
+        yield instance
 
 
 def run_job(instance: Any, job_name: str, label: str, *, tags: dict[str, str] | None = None,
