@@ -1,4 +1,5 @@
-"""What both API clients share: failure types, run counters, and redaction for messages.
+"""What both API clients share: failure types, run counters, redaction for messages, and the
+session that never follows a redirect to another origin (the API key would go along).
 
 No Dagster and no API specifics here; each client subclasses these for its own names.
 """
@@ -9,12 +10,17 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Self
+from typing import Any, Self
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
 
 _EMAIL_RE = re.compile(r"[^\s\"'<>@,;:]+@[^\s\"'<>@,;:]+\.[A-Za-z]{2,}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int | None]
 
 
 class APIError(Exception):
@@ -51,18 +57,93 @@ def redact(text: str, *secrets: str) -> str:
     return _EMAIL_RE.sub("[email]", text)
 
 
+def origin_of(url: str) -> Origin:
+    """``(scheme, host, port)`` with the scheme's default port filled in, so that
+    ``https://h`` and ``https://h:443`` are one origin; raises ValueError on a bad port."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def format_origin(origin: Origin) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    return f"{scheme}://{host}:{port}" if port is not None else f"{scheme}://{host}"
+
+
+def redirect_target(session: requests.Session, response: requests.Response) -> str | None:
+    """The URL requests would request next for this response, or None if it is no redirect.
+
+    Computed as ``Session.resolve_redirects`` computes it (the session's own
+    ``get_redirect_target``, then scheme-relative and relative ``Location`` values resolved
+    against the response's URL), so the origin checked is the origin requests would connect to.
+    """
+    location = session.get_redirect_target(response)
+    if not location:
+        return None
+    if location.startswith("//"):
+        location = f"{urlsplit(response.url).scheme}:{location}"
+    if not urlsplit(location).netloc:
+        return urljoin(response.url, requote_uri(location))
+    return requote_uri(location)
+
+
 class SessionClient:
     """A client on one ``requests.Session``: its adapter on both schemes, its headers, and
-    ``close()`` / ``with`` to release the connections."""
+    ``close()`` / ``with`` to release the connections.
+
+    The session's headers carry the API key to every request, and requests keeps custom
+    headers on a redirect to another host (it strips only ``Authorization``). So the session
+    also gets a ``response`` hook that refuses any redirect leaving the request's origin: a
+    session hook runs on every response, each redirect hop included, before requests follows
+    it, and it reaches a session the caller passed in too, which a ``Session`` subclass would
+    not. Same-origin redirects are still followed.
+    """
 
     _session: requests.Session
 
     def _open_session(self, session: requests.Session | None, adapter: HTTPAdapter,
-                      headers: Mapping[str, str]) -> None:
+                      headers: Mapping[str, str], *, error: type[APIError],
+                      secret: str) -> None:
         self._session = session or requests.Session()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update(headers)
+        self._redirect_error = error
+        self._redirect_secret = secret
+        self._session.hooks.setdefault("response", []).append(self._refuse_cross_origin_redirect)
+
+    def _refuse_cross_origin_redirect(self, response: requests.Response, **_: Any) -> None:
+        """Raise the client's own error before requests follows a redirect to another origin.
+
+        The error is not a ``requests.RequestException``, so neither client's retry handling
+        catches it: another attempt would meet the same redirect.
+        """
+        target = redirect_target(self._session, response)
+        if target is None:
+            return
+        request_url = response.request.url or response.url
+        method = response.request.method or "GET"
+        # Only the path: a query string may hold a cursor, and the key never goes in a message.
+        path = urlsplit(request_url).path or "/"
+        try:
+            target_origin = origin_of(target)
+        except ValueError:
+            where = "a Location requests cannot parse"
+        else:
+            if target_origin == origin_of(request_url):
+                return
+            where = format_origin(target_origin)
+        response.close()  # nothing will read this body; let the connection go
+        raise self._redirect_error(
+            redact(
+                f"{method} {path} answered {response.status_code}, a redirect to another "
+                f"origin ({where}); refused to follow it, so the API key was not sent there",
+                self._redirect_secret,
+            ),
+            status=response.status_code,
+            path=path,
+        )
 
     def close(self) -> None:
         self._session.close()

@@ -20,6 +20,8 @@ Flow of a push::
   purpose: records carry stable ids, so a re-push is an idempotent upsert.
 - 401/403 raise ``OmetriaAuthError`` naming ``OMETRIA_API_KEY``; other failures
   ``OmetriaAPIError``. Neither the key nor an e-mail address ever appears in a message.
+- A redirect to another origin raises ``OmetriaAPIError`` before it is followed (the key
+  header would go along; see ``http_common.SessionClient``); same-origin ones are followed.
 """
 
 from __future__ import annotations
@@ -182,7 +184,8 @@ class OmetriaClient(SessionClient):
         )
         # No retries in the adapter: every attempt must pass the limiter (see module docstring).
         self._open_session(session, HTTPAdapter(max_retries=0),
-                           {"X-Ometria-Auth": api_key, "Accept": "application/json"})
+                           {"X-Ometria-Auth": api_key, "Accept": "application/json"},
+                           error=OmetriaAPIError, secret=api_key)
 
     # -- public API --------------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ Flow of a sync walk::
 - Failures surface as ``OrdergrooveAuthError`` (401/403: what to check about
   ``ORDERGROOVE_API_KEY``) or ``OrdergrooveAPIError`` (status, path, attempts). Neither the key
   nor an e-mail address ever appears in a message.
+- The key never leaves the configured origin: a ``next`` URL elsewhere is refused
+  (``_checked_next``), and so is a redirect elsewhere, before it is followed
+  (``http_common.SessionClient``); same-origin redirects are followed.
 - REST timestamps are naive local time in the account's zone (``America/Chicago`` by default):
   ``parse_og_timestamp`` turns them into aware UTC, ``og_window_params`` does the reverse for
   the ``updated_start``/``updated_end`` filters.
@@ -219,7 +222,7 @@ class OrdergrooveClient(SessionClient):
             "x-api-key": api_key,
             "X-OG-API-VERSION": "2",
             "Accept": "application/json",
-        })
+        }, error=OrdergrooveAPIError, secret=api_key)
 
     # -- public API --------------------------------------------------------------------------
 
