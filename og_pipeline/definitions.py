@@ -50,6 +50,7 @@ def defs() -> dg.Definitions:
                 api_url=settings.ordergroove_api_url,
                 timezone=settings.ordergroove_timezone,
                 overlap_minutes=settings.sync_overlap_minutes,
+                max_rejected_share=settings.sync_max_rejected_share,
             ),
             "ometria": OmetriaResource(
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),

@@ -39,6 +39,8 @@ class Settings(BaseModel):
     # Off by default: Ordergroove's retries may reuse the original `ts` for hours.
     webhook_max_age_seconds: int | None = Field(None, gt=0, alias="OG_WEBHOOK_MAX_AGE_SECONDS")
     sync_overlap_minutes: int = Field(5, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES")
+    # Above this share of a window's records unreadable, the API changed: the push is blocked.
+    sync_max_rejected_share: float = Field(0.01, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE")
     ometria_requests_per_second: float = Field(8.0, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND")
     ometria_field_active_subscriptions: str = Field(
         "ordergroove_active_subscriptions", min_length=1, alias="OG_OMETRIA_FIELD_ACTIVE_SUBSCRIPTIONS")

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
-from og_pipeline.ordergroove.load import UpsertCounts, upsert_products
+from og_pipeline.ordergroove.load import UpsertCounts, store
+from og_pipeline.ordergroove.records import ParseContext
+from og_pipeline.ordergroove.rejected import counts as set_aside_counts
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.ordergroove.sync import sync_window
 from og_pipeline.pools import ORDERGROOVE_POOL
@@ -21,6 +23,7 @@ from og_pipeline.settings import load_settings, require_start_date
 SYNC_START = datetime.combine(require_start_date(load_settings()), time(0), tzinfo=UTC)
 
 PROGRESS_EVERY = 50_000  # records written between progress lines in the run's log
+READABLE_CHECK = "records_readable"
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=SYNC_START.strftime("%Y-%m-%d-%H:%M"), timezone="UTC"
@@ -34,6 +37,11 @@ hourly_partitions = dg.HourlyPartitionsDefinition(
     pool=ORDERGROOVE_POOL,
     kinds={"postgres"},
     tags={"source": "ordergroove"},
+    check_specs=[dg.AssetCheckSpec(
+        READABLE_CHECK, asset="ordergroove_raw_records", blocking=True,
+        description="Warns while any record is set aside as unreadable; blocks the push when "
+        "more than max_rejected_share of a window's records are (a changed API, not a bad record).",
+    )],
 )
 def ordergroove_raw_records(
     context: dg.AssetExecutionContext,
@@ -46,6 +54,8 @@ def ordergroove_raw_records(
     cursor walk per object type and upserted into og.subscriptions, og.customers, og.orders and
     og.items. A record is replaced only by a newer version, so re-running an old hour or a whole
     backfill never regresses anything. Every changed record marks its customer for the stats.
+    A record that cannot be read is set aside in og.rejected_records with its reason (see
+    `og-pipeline records rejected`); the walk goes on without it.
     """
     window = context.partition_time_window
     context.log.info("syncing Ordergroove records updated from %s to %s", window.start, window.end)
@@ -69,6 +79,12 @@ def ordergroove_raw_records(
     context.log.info(
         "synced %d records in %d requests (%d retries)", report.records, stats.requests, stats.retries
     )
+    if report.rejected:
+        context.log.warning("set aside %d unreadable records (%.2f%% of the window): "
+                            "`og-pipeline records rejected` lists them with their reasons",
+                            report.rejected, 100 * report.rejected_share)
+    with postgres.connection() as conn:
+        waiting = set_aside_counts(conn)
     return dg.MaterializeResult(
         metadata={
             "window_start": dg.MetadataValue.timestamp(report.start),
@@ -76,11 +92,39 @@ def ordergroove_raw_records(
             "records_fetched": report.records,
             "records_inserted": sum(c.inserted for c in report.counts.values()),
             "records_updated": sum(c.updated for c in report.counts.values()),
+            "records_set_aside": report.rejected,
             "requests": stats.requests,
             "pages": stats.pages,
             "retries": stats.retries,
             **report.as_metadata(),
-        }
+        },
+        check_results=[_readable_check(report.rejected, report.rejected_share, waiting,
+                                       ordergroove.max_rejected_share)],
+    )
+
+
+def _readable_check(rejected: int, share: float, waiting: dict[str, int],
+                    max_share: float) -> dg.AssetCheckResult:
+    total = sum(waiting.values())
+    blocking = share > max_share
+    return dg.AssetCheckResult(
+        check_name=READABLE_CHECK,
+        passed=total == 0 and rejected == 0,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "set_aside_in_window": rejected,
+            "share_of_window": round(share, 6),
+            "max_share": max_share,
+            "set_aside_in_table": total,
+            **{f"set_aside_{resource}": count for resource, count in waiting.items()},
+        },
+        description=(
+            f"{share:.2%} of the window's records could not be read (over {max_share:.2%}): "
+            "the push is blocked; check what changed with `og-pipeline records rejected`"
+            if blocking else
+            f"{total} records set aside as unreadable: `og-pipeline records rejected`"
+            if total else "every record read"
+        ),
     )
 
 
@@ -100,7 +144,7 @@ def ordergroove_products(
     totals = UpsertCounts()
     with ordergroove.client() as client, postgres.connection() as conn:
         for page in client.iter_products():
-            totals.add(upsert_products(conn, page))
+            totals.add(store(conn, "products", page, ParseContext(client.zone)))
             conn.commit()
         requests, retries = client.stats.requests, client.stats.retries
         count = conn.execute("SELECT count(*) FROM og.products").fetchone()[0]
@@ -109,6 +153,7 @@ def ordergroove_products(
         "products_fetched": totals.received,
         "products_inserted": totals.inserted,
         "products_updated": totals.updated,
+        "products_set_aside": totals.rejected,
         "requests": requests,
         "retries": retries,
         "dagster/row_count": count,

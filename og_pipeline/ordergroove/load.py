@@ -1,29 +1,29 @@
-"""Upserting Ordergroove records into the raw tables, one page per statement.
+r"""Upserting Ordergroove records into the raw tables, a batch per statement.
 
-    REST page (list of dicts) --normalise--> rows --jsonb_to_recordset--> INSERT ... ON CONFLICT
+    records --records.parse--> rows ---------jsonb_to_recordset--> INSERT ... ON CONFLICT
+                          \--> Rejected --rejected.set_aside--> og.rejected_records
 
-A row replaces the stored one only when its ``updated_at`` is not older and something we keep
+A row replaces the stored one only when it is not an older version and something we keep
 actually differs, so re-running an old hour (or a webhook arriving late) can never regress a
 record; every row that changed marks its customer in ``og.dirty_contacts`` for the stats step.
-A page is one statement and one round trip: the set-based work stays inside Postgres.
+A batch is one statement and one round trip: the set-based work stays inside Postgres. A record
+that cannot be read, or that Postgres refuses, is set aside with its reason; the rest is stored.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from og_pipeline.ordergroove.client import coerce_live, parse_og_timestamp
+from og_pipeline.ordergroove.records import SHAPES, ParseContext, Rejected, clean_copy, parse
+from og_pipeline.ordergroove.rejected import set_aside
 
 Row = dict[str, Any]
 
@@ -35,113 +35,13 @@ class RawTable:
     resource: str
     table: str
     key: str
-    # (column, Postgres type); the key first. ``record`` (jsonb) and ``source`` are implicit.
+    # (column, Postgres type); the key first. ``record`` (jsonb) and ``source`` are implicit,
+    # and so are the version columns ``updated_at`` and ``updated_at_latest``.
     columns: tuple[tuple[str, str], ...]
     # SQL over the CTE ``changed`` yielding the customer ids to mark dirty, and the one column
     # it reads from ``changed`` (returning whole rows would ship every record back for nothing).
     dirty_customers: str
     returning: str
-    normalise: Callable[[Row, str], Row]
-
-
-def _ts(value: Any, zone: str) -> str | None:
-    """An Ordergroove timestamp as text Postgres reads as timestamptz (the same instant
-    ``parse_og_timestamp`` gives)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):  # webhook objects carry unix seconds
-        return datetime.fromtimestamp(value, tz=UTC).isoformat()
-    text = str(value).strip()
-    # The REST form "YYYY-MM-DD HH:MM:SS": a backfill converts hundreds of thousands of these,
-    # so the zone's offset is looked up once per local minute instead of once per stamp.
-    if len(text) == 19 and text[10] in " T":
-        offset = _local_offset(text[:16], zone)
-        if offset is not None:
-            return f"{text[:10]}T{text[11:]}{offset}"
-    parsed = parse_og_timestamp(text, zone)
-    return parsed.isoformat() if parsed else None
-
-
-@functools.lru_cache(maxsize=65_536)
-def _local_offset(minute: str, zone: str) -> str | None:
-    """The UTC offset ("-05:00") of a naive local minute, read as ``parse_og_timestamp`` reads
-    it (first reading of a repeated hour); None if it is not a valid minute or has seconds."""
-    try:
-        offset = datetime.fromisoformat(minute).replace(tzinfo=ZoneInfo(zone)).utcoffset()
-    except ValueError:
-        return None
-    if offset is None or offset % timedelta(minutes=1):
-        return None
-    minutes = offset // timedelta(minutes=1)
-    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _date(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    return str(value)[:10]
-
-
-def _decimal(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    try:
-        return str(Decimal(str(value)))
-    except InvalidOperation:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    return int(value)
-
-
-def _subscription(r: Row, zone: str) -> Row:
-    return {
-        "public_id": str(r["public_id"]),
-        "customer_id": str(r["customer"]),
-        "product_id": None if r.get("product") is None else str(r["product"]),
-        "live": coerce_live(r.get("live")),
-        "cancelled_at": _ts(r.get("cancelled"), zone),
-        "created_at": _ts(r.get("created"), zone),
-        "updated_at": _ts(r.get("updated"), zone),
-    }
-
-
-def _customer(r: Row, zone: str) -> Row:
-    live = r.get("live")
-    return {
-        "merchant_user_id": str(r["merchant_user_id"]),
-        "email": (r.get("email") or None),
-        "live": None if live is None else coerce_live(live),
-        "created_at": _ts(r.get("created"), zone),
-        "updated_at": _ts(r.get("last_updated") or r.get("updated"), zone),
-    }
-
-
-def _order(r: Row, zone: str) -> Row:
-    return {
-        "public_id": str(r["public_id"]),
-        "customer_id": str(r["customer"]),
-        "status": _int(r.get("status")),
-        "place": _date(r.get("place")),
-        "total": _decimal(r.get("total")),
-        "created_at": _ts(r.get("created"), zone),
-        "updated_at": _ts(r.get("updated"), zone),
-    }
-
-
-def _item(r: Row, zone: str) -> Row:
-    return {
-        "public_id": str(r["public_id"]),
-        "order_id": str(r["order"]),
-        "subscription_id": None if r.get("subscription") is None else str(r["subscription"]),
-        "product_id": None if r.get("product") is None else str(r["product"]),
-        "quantity": _int(r.get("quantity")),
-        # Items may carry no timestamp of their own; then the line is as new as its creation.
-        "updated_at": _ts(r.get("updated") or r.get("created"), zone),
-    }
 
 
 TABLES: dict[str, RawTable] = {
@@ -150,46 +50,47 @@ TABLES: dict[str, RawTable] = {
         RawTable(
             "customers", "og.customers", "merchant_user_id",
             (("merchant_user_id", "text"), ("email", "text"), ("live", "boolean"),
-             ("created_at", "timestamptz"), ("updated_at", "timestamptz")),
+             ("created_at", "timestamptz")),
             "SELECT merchant_user_id FROM changed", "t.merchant_user_id",
-            _customer,
         ),
         RawTable(
             "subscriptions", "og.subscriptions", "public_id",
             (("public_id", "text"), ("customer_id", "text"), ("product_id", "text"),
-             ("live", "boolean"), ("cancelled_at", "timestamptz"), ("created_at", "timestamptz"),
-             ("updated_at", "timestamptz")),
+             ("live", "boolean"), ("cancelled_at", "timestamptz"), ("created_at", "timestamptz")),
             "SELECT customer_id FROM changed", "t.customer_id",
-            _subscription,
         ),
         RawTable(
             "orders", "og.orders", "public_id",
             (("public_id", "text"), ("customer_id", "text"), ("status", "smallint"),
-             ("place", "date"), ("total", "numeric"), ("created_at", "timestamptz"),
-             ("updated_at", "timestamptz")),
+             ("place", "date"), ("total", "numeric"), ("created_at", "timestamptz")),
             "SELECT customer_id FROM changed", "t.customer_id",
-            _order,
         ),
         RawTable(
             "items", "og.items", "public_id",
             (("public_id", "text"), ("order_id", "text"), ("subscription_id", "text"),
-             ("product_id", "text"), ("quantity", "integer"), ("updated_at", "timestamptz")),
+             ("product_id", "text"), ("quantity", "integer")),
             "SELECT o.customer_id FROM changed c JOIN og.orders o ON o.public_id = c.order_id",
             "t.order_id",
-            _item,
         ),
     )
 }
 
 
+_VERSION_COLUMNS = (("updated_at", "timestamptz"), ("updated_at_latest", "timestamptz"))
+
+
 def _upsert_sql(t: RawTable) -> str:
-    names = [name for name, _ in t.columns]
+    columns = t.columns + _VERSION_COLUMNS
+    names = [name for name, _ in columns]
     kept = [name for name in names if name != t.key]
-    recordset = ", ".join(f"{name} {kind}" for name, kind in t.columns) + ", record jsonb"
+    recordset = ", ".join(f"{name} {kind}" for name, kind in columns) + ", record jsonb"
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in kept)
-    # Only a version at least as new, and only when a kept column differs: an unchanged record
-    # (the overlap re-read, a duplicate webhook) writes nothing and marks no one dirty.
-    differs = f"({', '.join('t.' + n for n in kept)}) IS DISTINCT FROM ({', '.join('EXCLUDED.' + n for n in kept)})"
+    # Only a version that may be at least as new, and only when a kept column differs: an
+    # unchanged record (the overlap re-read, a duplicate webhook) writes nothing and marks no
+    # one dirty. The latest reading of an ambiguous stamp is not a change of its own.
+    compared = [n for n in kept if n != "updated_at_latest"]
+    differs = (f"({', '.join('t.' + n for n in compared)}) IS DISTINCT FROM "
+               f"({', '.join('EXCLUDED.' + n for n in compared)})")
     # Identifiers come from the constant table specs above, never from input.
     return f"""
 WITH incoming AS (
@@ -199,13 +100,20 @@ WITH incoming AS (
     SELECT {', '.join(names)}, record, %(source)s FROM incoming
     ON CONFLICT ({t.key}) DO UPDATE SET {updates}, record = EXCLUDED.record,
         source = EXCLUDED.source, loaded_at = now()
-    WHERE t.updated_at <= EXCLUDED.updated_at AND {differs}
+    WHERE t.updated_at <= coalesce(EXCLUDED.updated_at_latest, EXCLUDED.updated_at) AND {differs}
     RETURNING {t.returning}, (xmax = 0) AS inserted
 ), dirty AS (
     INSERT INTO og.dirty_contacts (customer_id)
     SELECT DISTINCT customer_id FROM ({t.dirty_customers}) AS d(customer_id)
     WHERE customer_id IS NOT NULL
-    ON CONFLICT (customer_id) DO NOTHING
+    -- A re-mark gets a new version: the stats step keeps a marker re-marked after its snapshot.
+    -- In key order: two statements marking the same contacts lock their markers in one order.
+    ORDER BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version
+), resolved AS (
+    -- Read correctly now: no longer set aside (an index scan per row of a small table).
+    DELETE FROM og.rejected_records x USING incoming i
+    WHERE x.resource = '{t.resource}' AND x.record_id = i.{t.key}
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed
 """
@@ -216,9 +124,10 @@ _SQL = {resource: _upsert_sql(t) for resource, t in TABLES.items()}
 
 @dataclass
 class UpsertCounts:
-    received: int = 0
+    received: int = 0  # records read correctly
     inserted: int = 0
     updated: int = 0
+    rejected: int = 0  # records set aside
 
     @property
     def unchanged(self) -> int:
@@ -228,26 +137,29 @@ class UpsertCounts:
         self.received += other.received
         self.inserted += other.inserted
         self.updated += other.updated
+        self.rejected += other.rejected
 
 
-def normalise(resource: str, records: Iterable[Row], zone: str) -> list[Row]:
-    """Rows for ``resource``, one per key (the newest version when a page repeats a key)."""
-    t = TABLES[resource]
+def normalise(resource: str, records: Iterable[Any], context: ParseContext) -> tuple[list[Row], list[Rejected]]:
+    """Rows for ``resource``, one per key (the newest version when a batch repeats a key), and
+    the records that could not be read. A key read correctly in the batch is not set aside."""
+    key = "external_product_id" if resource == "products" else TABLES[resource].key
     newest: dict[str, Row] = {}
+    rejected: list[Rejected] = []
     for record in records:
-        row = t.normalise(record, zone)
-        if row["updated_at"] is None:
-            raise ValueError(f"{resource} record {row[t.key]} has no updated timestamp")
-        row["record"] = record
-        previous = newest.get(row[t.key])
-        if previous is None or _instant(previous["updated_at"]) <= _instant(row["updated_at"]):
-            newest[row[t.key]] = row
-    return list(newest.values())
+        row = parse(resource, record, context)
+        if isinstance(row, Rejected):
+            rejected.append(row)
+            continue
+        previous = newest.get(row[key])
+        if previous is None or _latest(previous) <= _latest(row):
+            newest[row[key]] = row
+    return list(newest.values()), [r for r in rejected if r.record_id not in newest]
 
 
-def _instant(text: str) -> datetime:
+def _latest(row: Row) -> datetime:
     # Stamps carry their own offsets, which differ across a DST change: compare instants.
-    return datetime.fromisoformat(text)
+    return datetime.fromisoformat(row.get("updated_at_latest") or row["updated_at"])
 
 
 def serialise(rows: list[Row]) -> Jsonb:
@@ -265,11 +177,47 @@ def _already_serialised(data: bytes) -> bytes:
 
 
 def upsert(conn: psycopg.Connection, resource: str, rows: list[Row], *, source: str = "rest") -> UpsertCounts:
-    """Upsert normalised rows (same transaction as the caller's; the caller commits)."""
+    """Upsert parsed rows (same transaction as the caller's; the caller commits)."""
     if not rows:
         return UpsertCounts()
     inserted, updated = conn.execute(_SQL[resource], {"rows": serialise(rows), "source": source}).fetchone()
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)
+
+
+# What Postgres may refuse in a row that parsed (a value out of a column's range that the parser
+# did not foresee): that row is set aside, never the batch. Connection failures still fail.
+_ROW_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+
+
+def store(conn: psycopg.Connection, resource: str, records: Iterable[Any], context: ParseContext,
+          *, source: str = "rest") -> UpsertCounts:
+    """Parse, upsert and set aside: every record ends stored or set aside with its reason.
+
+    In the caller's transaction (the caller commits). Should Postgres refuse the batch for one
+    row's data, the rows are upserted one by one, each in a savepoint, and the refused set aside.
+    """
+    rows, rejected = normalise(resource, records, context)
+    upserting = upsert_products if resource == "products" else upsert
+    try:
+        with conn.transaction():
+            counts = upserting(conn, resource, rows, source=source)
+    except _ROW_ERRORS:
+        counts = UpsertCounts()
+        for row in rows:
+            try:
+                with conn.transaction():
+                    counts.add(upserting(conn, resource, [row], source=source))
+            except _ROW_ERRORS as exc:
+                # The error's class only: its message and DETAIL quote the row, e-mails included.
+                rejected.append(_refused(resource, row, exc))
+    counts.rejected = set_aside(conn, rejected, source=source)
+    return counts
+
+
+def _refused(resource: str, row: Row, exc: Exception) -> Rejected:
+    record_id = row[SHAPES[resource].key if resource == "products" else TABLES[resource].key]
+    return Rejected(resource, record_id, f"Postgres refused it ({type(exc).__name__})",
+                    clean_copy(row["record"]))
 
 
 # Products have no incremental filter: each refresh reads the whole catalogue and rewrites only
@@ -292,19 +240,10 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 
-def upsert_products(conn: psycopg.Connection, records: list[Row]) -> UpsertCounts:
-    rows = {
-        str(r["external_product_id"]): {
-            "external_product_id": str(r["external_product_id"]),
-            "name": r.get("name"),
-            "image_url": r.get("image_url"),
-            "detail_url": r.get("detail_url"),
-            "live": None if r.get("live") is None else coerce_live(r.get("live")),
-            "record": r,
-        }
-        for r in records
-    }
+def upsert_products(conn: psycopg.Connection, resource: str, rows: list[Row], *,
+                    source: str = "rest") -> UpsertCounts:
+    """Upsert parsed product rows (``store(conn, "products", ...)`` parses them)."""
     if not rows:
         return UpsertCounts()
-    inserted, updated = conn.execute(_PRODUCTS_SQL, {"rows": serialise(list(rows.values()))}).fetchone()
+    inserted, updated = conn.execute(_PRODUCTS_SQL, {"rows": serialise(rows)}).fetchone()
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)

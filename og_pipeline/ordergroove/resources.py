@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from og_pipeline.ordergroove.client import OrdergrooveClient
 
@@ -16,6 +17,11 @@ class OrdergrooveResource(dg.ConfigurableResource):
     page_size: int = 100
     overlap_minutes: int = 5
     max_retries: int = 8
+    max_rejected_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Largest share of a window's records that may be set aside as unreadable "
+        "before the push is blocked (OG_SYNC_MAX_REJECTED_SHARE).",
+    )
 
     def client(self) -> OrdergrooveClient:
         return OrdergrooveClient(

@@ -1,7 +1,7 @@
-"""The sync's writer: normalises, upserts and commits batches of records in a process of its own.
+"""The sync's writer: parses, upserts and commits batches of records in a process of its own.
 
     walk (calling process)                           writer process (one per sync)
-    ~1,000 records -> orjson bytes -> bounded queue -> normalise, serialise, upsert, commit
+    ~1,000 records -> orjson bytes -> bounded queue -> parse, upsert, set aside, commit
     end of a resource                              -> ANALYZE its table after a large load
     counts per batch (on_write)   <- results queue  <- counts, or the error that stopped it
 
@@ -22,13 +22,15 @@ from __future__ import annotations
 import multiprocessing
 import queue
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import orjson
 import psycopg
 
 from og_pipeline.db.connection import connect
-from og_pipeline.ordergroove.load import TABLES, UpsertCounts, normalise, upsert
+from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
+from og_pipeline.ordergroove.records import ParseContext
 
 QUEUE_BATCHES = 2  # batches waiting for the writer: the walk runs ahead by ~3,000 records at most
 _POLL = 0.5  # seconds between checks that the writer is still alive while waiting on it
@@ -46,7 +48,7 @@ class WriterError(RuntimeError):
 
 
 class BatchWriter:
-    """``with BatchWriter(url, zone) as writer: writer.submit(resource, records)``.
+    """``with BatchWriter(url, zone) as writer: writer.submit(resource, records, fetched_at)``.
 
     Leaving the block waits until every batch submitted is written (even when the walk failed,
     so what was fetched is kept) and raises the writer's error, if any. ``counts`` holds the
@@ -75,13 +77,21 @@ class BatchWriter:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def submit(self, resource: str, records: list[dict[str, Any]]) -> None:
+    def submit(self, resource: str, records: list[Any], fetched_at: datetime) -> None:
+        """Queue a batch read at ``fetched_at`` (the first of its pages: no record in it can
+        have changed after that moment)."""
         self._drain()
-        self._put(("write", resource, orjson.dumps(records)))
+        try:
+            payload: bytes | list[Any] = orjson.dumps(records)
+        except orjson.JSONEncodeError:
+            # Text orjson refuses (a lone surrogate) or a huge integer: pickled as it is, for the
+            # writer to set aside or store.
+            payload = records
+        self._put(("write", resource, payload, fetched_at.timestamp()))
 
     def end_of(self, resource: str) -> None:
         """The walk of ``resource`` is over (its table may be analysed now)."""
-        self._put(("end", resource, b""))
+        self._put(("end", resource, b"", 0.0))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
@@ -137,8 +147,9 @@ class BatchWriter:
     def _handle(self, message: tuple[Any, ...]) -> str:
         kind = message[0]
         if kind == "written":
-            _, resource, received, inserted, updated = message
-            counts = UpsertCounts(received=received, inserted=inserted, updated=updated)
+            _, resource, received, inserted, updated, rejected = message
+            counts = UpsertCounts(received=received, inserted=inserted, updated=updated,
+                                  rejected=rejected)
             self.counts.setdefault(resource, UpsertCounts()).add(counts)
             if self._on_write is not None:
                 self._on_write(resource, counts)
@@ -168,14 +179,17 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
             results.put(("ready",))
             inserted: dict[str, int] = {}
             while (item := batches.get()) is not None:
-                action, resource, payload = item
+                action, resource, payload, fetched_at = item
                 if action == "end":
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
-                counts = upsert(conn, resource, normalise(resource, orjson.loads(payload), zone))
+                records = orjson.loads(payload) if isinstance(payload, bytes) else payload
+                context = ParseContext(zone, datetime.fromtimestamp(fetched_at, tz=UTC))
+                counts = store(conn, resource, records, context)
                 conn.commit()
                 inserted[resource] = inserted.get(resource, 0) + counts.inserted
-                results.put(("written", resource, counts.received, counts.inserted, counts.updated))
+                results.put(("written", resource, counts.received, counts.inserted, counts.updated,
+                             counts.rejected))
             _analyze_if_grown(conn, "og.dirty_contacts", sum(inserted.values()))
         results.put(("done",))
     except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
