@@ -163,7 +163,10 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--webhook-port", default=8701, show_default=True, help="Port of the webhook receiver.")
 @click.option("--webhook-rate", default=0.1, show_default=True,
               help="Signed webhooks per second the sandbox sends to the receiver (0: none).")
-def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate: float) -> None:
+@click.option("--bad-record-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the sandbox's REST records served malformed (see og-pipeline sandbox --help).")
+def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate: float,
+        bad_record_rate: float) -> None:
     """Run the whole system locally: Postgres, sandbox APIs, Dagster UI and daemon.
 
     Uses an embedded Postgres (data in .og/postgres) unless OG_DATABASE_URL is set, and the sandbox
@@ -221,7 +224,8 @@ def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate
                 [sys.executable, "-m", "og_pipeline", "sandbox", "--host", host,
                  "--port", str(sandbox_port), "--seed", str(spec["seed"]),
                  "--subscriptions", str(spec["subscriptions"]),
-                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"]), *stream],
+                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"]),
+                 "--bad-record-rate", str(bad_record_rate), *stream],
                 env, root))
             _wait_until_up(sandbox + "/_sandbox/health", "the sandbox", processes, 120)
             click.echo(f"Sandbox APIs: {sandbox} (Ordergroove: {'sandbox' if fake_og else 'real'}, "

@@ -4,12 +4,16 @@ Pieces: `MerchantSpec` -> `Merchant` (seeded, columnar, thread-safe store with s
 `SandboxServer` serves it under /ordergroove next to an Ometria push stand-in under /ometria and
 a control plane under /_sandbox; `FaultSpec` injects seeded errors and delays per API;
 `WebhookSender` applies seeded actions to the store and POSTs signed Webhooks 2.0 envelopes.
+REST answers have exactly the documented record shapes (checked against
+og_pipeline_tests/contract); `MerchantSpec.bad_record_share` serves a seeded share of them
+malformed, listed by `Merchant.bad_records()` (flaws.py), while webhooks stay well-formed.
 No Dagster here: the pipeline only talks to these over HTTP.
 """
 
 from __future__ import annotations
 
 from .faults import FaultInjector, FaultSpec
+from .flaws import BadRecord
 from .merchant import Merchant, MerchantSpec
 from .ometria import OmetriaState
 from .server import (
@@ -30,6 +34,7 @@ __all__ = [
     "OMETRIA_KEY",
     "SIGNATURE_HEADER",
     "WEBHOOK_KEY",
+    "BadRecord",
     "FaultInjector",
     "FaultSpec",
     "Merchant",

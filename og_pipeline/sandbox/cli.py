@@ -34,7 +34,7 @@ def _announce(state: SandboxState, base: str) -> None:
         f"  OMETRIA_API_KEY={keys['ometria']}",
         (
             f"  inspect: {base}/_sandbox/info, {base}/_sandbox/ometria/contacts, "
-            f"{base}/_sandbox/ground_truth"
+            f"{base}/_sandbox/ground_truth, {base}/_sandbox/bad_records"
         ),
         "Ctrl-C to stop.",
     ]
@@ -98,6 +98,15 @@ def _parse_now(text: str) -> datetime:
     type=float,
     help="Ometria push requests per second per key.",
 )
+@click.option(
+    "--bad-record-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of REST records (per type, seeded) served malformed: a null or missing key, a "
+    "missing or unparseable version timestamp, or a type the docs do not allow. Listed at "
+    "/_sandbox/bad_records; webhooks stay well-formed.",
+)
 @click.option("--webhook-url", default=None, help="Receiver to send signed webhooks to.")
 @click.option(
     "--webhook-rate",
@@ -120,6 +129,7 @@ def sandbox(
     slow_seconds: float,
     fault_seed: int,
     ometria_rate_limit: float,
+    bad_record_rate: float,
     webhook_url: str | None,
     webhook_rate: float,
 ) -> None:
@@ -127,7 +137,13 @@ def sandbox(
     now = _parse_now(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
     start = start_date.replace(tzinfo=UTC) if start_date else now - timedelta(days=30)
     click.echo(f"generating {subscriptions} subscriptions (seed {seed}) ...")
-    spec = MerchantSpec(subscriptions=subscriptions, seed=seed, start=start, now=now)
+    spec = MerchantSpec(
+        subscriptions=subscriptions,
+        seed=seed,
+        start=start,
+        now=now,
+        bad_record_share=bad_record_rate,
+    )
     slow = {"slow_rate": slow_rate, "slow_seconds": slow_seconds}
     faults = {
         "ordergroove": FaultSpec(

@@ -1,8 +1,8 @@
 """HTTP routes of the Ometria stand-in (/ometria) and the sandbox control plane (/_sandbox).
 
 The control plane needs no auth and exists only on the sandbox: it lets tests and `og-pipeline
-dev` running in another process inspect what Ometria received, read the merchant's ground truth,
-set faults and mutate the merchant the way a shopper would.
+dev` running in another process inspect what Ometria received, read the merchant's ground truth
+and its bad records (and repair one), set faults and mutate the merchant the way a shopper would.
 """
 
 from __future__ import annotations
@@ -95,6 +95,20 @@ def control_routes(state: SandboxState) -> list[Route]:
     async def ground_truth(_: Request) -> Response:
         return _json(m.ground_truth())
 
+    async def bad_records(_: Request) -> Response:
+        return _json([b.to_dict() for b in m.bad_records()])
+
+    async def repair(request: Request) -> Response:
+        resource, record_id = request.path_params["resource"], request.path_params["record_id"]
+        try:
+            data = await _body(request)
+            m.repair(resource, record_id, at=_at(data.get("at")))
+        except KeyError as exc:
+            return _json({"detail": f"not found: {exc}"}, 404)
+        except (ValueError, TypeError) as exc:
+            return _json({"detail": str(exc)}, 409 if "not a bad record" in str(exc) else 400)
+        return _json({"ok": True})
+
     async def health(_: Request) -> Response:
         return _json({"ok": True})
 
@@ -160,6 +174,8 @@ def control_routes(state: SandboxState) -> list[Route]:
         Route("/ometria/requests", requests_log, methods=["GET"]),
         Route("/ometria/reset", ometria_reset, methods=["POST"]),
         Route("/ground_truth", ground_truth, methods=["GET"]),
+        Route("/bad_records", bad_records, methods=["GET"]),
+        Route("/bad_records/{resource}/{record_id}/repair", repair, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
         Route("/faults", faults, methods=["POST"]),

@@ -7,7 +7,10 @@ serves (`render.py`). Mutations (cancel, reactivate, create) update columns, mov
 re-key the index and hard-delete upcoming orders exactly as Ordergroove does.
 
 Items are 1:1 with orders (each order carries its subscription's single line), so an item shares
-its order's row, timestamps and index.
+its order's row and index; it has no timestamp of its own, only its order's `updated`.
+
+Bad records (`MerchantSpec.bad_record_share`, flaws.py) are a rendering concern: the columns stay
+correct, so ground truth is unaffected; `repair` makes one render correctly and bumps its version.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import ids
+from . import flaws, ids
 from .clock import LocalClock, to_utc_ts, wall_clock
 from .model import (  # noqa: F401 - re-exported for callers
     CANCEL_REASONS,
@@ -50,6 +53,8 @@ class MerchantSpec:
     skipped_order_share: float = 0.1
     live_string_share: float = 0.02
     missing_email_share: float = 0.01
+    # Share of each REST record type rendered malformed (flaws.py); webhooks stay well-formed.
+    bad_record_share: float = 0.0
 
     def window(self) -> tuple[int, int]:
         now_ts = to_utc_ts(self.now) if self.now is not None else wall_clock()
@@ -108,6 +113,8 @@ class Merchant(MerchantReads):
         # Overrides for the rare values that are not derivable from the row hash.
         self.cancel_text: dict[int, str] = {}
         self.email_override: dict[int, str | None] = {}
+        # (resource, row) of bad records repaired since: they render well-formed from then on.
+        self.repaired: set[tuple[str, int]] = set()
         populate(self)
         c = self.cols
         self.idx_subs = SortedKeys(
@@ -136,6 +143,12 @@ class Merchant(MerchantReads):
         self.idx_customers.remove(make_key(self.clock.local(c.c_updated[row]), row))
         c.c_updated[row] = ts
         self.idx_customers.add(make_key(self.clock.local(ts), row))
+
+    def _touch_order(self, row: int, ts: int) -> None:
+        c = self.cols
+        self.idx_orders.remove(make_key(self.clock.local(c.o_updated[row]), row))
+        c.o_updated[row] = ts
+        self.idx_orders.add(make_key(self.clock.local(ts), row))
 
     def _delete_order(self, row: int) -> None:
         c = self.cols
@@ -269,6 +282,34 @@ class Merchant(MerchantReads):
                 self.email_override[row] = email
             self.idx_customers.add(make_key(self.clock.local(ts), row))
             return ids.customer_id(row)
+
+    def repair(self, resource: str, record_id: str, at: datetime | int | None = None) -> None:
+        """Makes a bad record render correctly from now on, as a fix on Ordergroove's side would.
+
+        Bumps its version timestamp (an item's: its order's `updated`) to `at`, by default the
+        wall clock as for every mutation, and never back: an incremental sync re-reads it.
+        Raises KeyError for an unknown record, ValueError for one that is not malformed.
+        """
+        with self.lock:
+            c = self.cols
+            row = self.row_of(resource, record_id)
+            if flaws.flaw_of(self, resource, row) is None:
+                raise ValueError(f"{resource} {record_id} is not a bad record")
+            self.repaired.add((resource, row))
+            if resource == "subscriptions":
+                self._touch_sub(row, self._when(at, c.s_updated[row]))
+            elif resource == "customers":
+                self._touch_customer(row, self._when(at, c.c_updated[row]))
+            else:
+                self._touch_order(row, self._when(at, c.o_updated[row]))
+
+    def bad_records(self) -> list[flaws.BadRecord]:
+        """Every REST record served malformed now: resource (API path), real id, flaw."""
+        return flaws.bad_records(self)
+
+    def bad_customers(self) -> set[str]:
+        """Customer ids any of whose REST records is malformed: compare ground truth on others."""
+        return flaws.bad_customers(self)
 
 
 def _parse_reason(reason: str | int) -> tuple[int, str]:

@@ -4,7 +4,12 @@ Each request: fault injection first (no side effects), then `x-api-key` (401 unk
 a key without Bulk Operations), then filters parsed into a key range [lo, hi) over the object
 type's sorted index plus an optional per-record predicate, then one page (cursor pagination when
 `X-OG-API-VERSION: 2`, legacy page numbers with `count` otherwise) rendered to dicts under the
-merchant lock.
+merchant lock. Detail endpoints (`/<resource>/<key>/`) render one record the same way, a bad
+record's flaw included (flaws.py).
+
+Filters are those of the doc, per resource: `updated_start/_end` on subscriptions, orders and
+customers (over their `last_updated`), `order_updated_start/_end` on items; a parameter a
+resource does not know is ignored, not refused, as Django-filter does.
 """
 
 from __future__ import annotations
@@ -164,20 +169,18 @@ def orders_query(m: Merchant, params: Any) -> Query:
 
 
 def items_query(m: Merchant, params: Any) -> Query:
-    # Items share their order's row and timestamps, so the order index serves both
-    # `updated_*` and `order_updated_*`.
-    c = m.cols
-    lo, hi = _window(params, "updated")
-    olo, ohi = _window(params, "order_updated")
-    lo, hi = max(lo, olo), min(hi, ohi)
-    index, match = _order_filters(m, params)
+    # Items share their order's row and index, so the order index serves `order_updated_*`.
+    # The doc names only `order` and `order_updated_start/_end` for items; like any Django-filter
+    # API the list ignores every other parameter (`updated_*`, `created_*`, `status`, ...), so a
+    # client that sends `updated_start` silently gets every item: the real, inconvenient answer.
+    lo, hi = _window(params, "order_updated")
+    index = m.idx_orders
     if params.get("order") is not None:
         try:
-            row = m.order_row(params["order"])
-            index = _subset(m, [row], c.o_updated)
+            index = _subset(m, [m.order_row(params["order"])], m.cols.o_updated)
         except KeyError:
             index = SortedKeys()
-    return Query(index, make_key(lo, 0), make_key(hi, 0), match, render.render_item)
+    return Query(index, make_key(lo, 0), make_key(hi, 0), None, render.render_item)
 
 
 def products_query(m: Merchant, params: Any) -> Query:
@@ -273,13 +276,13 @@ def ordergroove_routes(
 
         return endpoint
 
-    def detail_endpoint(fetch: Callable[[str], dict[str, Any]], key: str) -> Callable[..., Any]:
+    def detail_endpoint(fetch: Callable[[str], dict[str, Any]]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
             refused = await guard(request)
             if refused is not None:
                 return refused
             try:
-                return JSONResponse(fetch(request.path_params[key]))
+                return JSONResponse(fetch(request.path_params["key"]))
             except KeyError:
                 return JSONResponse({"detail": "Not found."}, status_code=404)
 
@@ -291,6 +294,9 @@ def ordergroove_routes(
         Route("/orders/", list_endpoint(orders_query)),
         Route("/items/", list_endpoint(items_query)),
         Route("/products/", list_endpoint(products_query)),
-        Route("/products/{external_product_id}/", detail_endpoint(m.product, "external_product_id")),
-        Route("/customers/{merchant_user_id}/", detail_endpoint(m.customer, "merchant_user_id")),
+        Route("/products/{key}/", detail_endpoint(m.product)),
+        Route("/customers/{key}/", detail_endpoint(m.customer)),
+        Route("/subscriptions/{key}/", detail_endpoint(m.subscription)),
+        Route("/orders/{key}/", detail_endpoint(m.order)),
+        Route("/items/{key}/", detail_endpoint(m.item)),
     ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import ids
 from .clock import day_to_date
 from .model import ORDER_UNSENT
+from .sortedkeys import key_row
 
 if TYPE_CHECKING:
     from .merchant import Columns, Merchant, MerchantSpec
@@ -48,6 +49,18 @@ class MerchantReads:
         except KeyError:
             raise KeyError(f"unknown product {external_product_id!r}") from None
 
+    def row_of(self, resource: str, record_id: str) -> int:
+        """The row of a record named by its API path ("subscriptions", ...) and its id."""
+        if resource == "subscriptions":
+            return self.sub_row(record_id)
+        if resource == "customers":
+            return self.customer_row(record_id)
+        if resource == "orders":
+            return self.order_row(record_id)
+        if resource == "items":
+            return self.order_row(record_id, ids.KIND_ITEM)
+        raise KeyError(f"unknown resource {resource!r}")
+
     def sub_id(self, row: int) -> str:
         return ids.public_id(self.seed, ids.KIND_SUBSCRIPTION, row)
 
@@ -77,6 +90,12 @@ class MerchantReads:
         with self.lock:
             return render_order(self, self.order_row(public_id))
 
+    def item(self, public_id: str) -> dict[str, Any]:
+        from .render import render_item
+
+        with self.lock:
+            return render_item(self, self.order_row(public_id, ids.KIND_ITEM))
+
     def product(self, external_product_id: str) -> dict[str, Any]:
         from .render import render_product
 
@@ -102,6 +121,23 @@ class MerchantReads:
 
     def product_ids(self) -> list[str]:
         return [p["external_product_id"] for p in self.cols.products]
+
+    def record_ids(self, resource: str) -> list[str]:
+        """Ids in the order an unfiltered list walk serves them: (local version, primary key).
+
+        Lets a test name a record whose key the sandbox rendered null or left out, by position.
+        """
+        from .flaws import record_id
+
+        m = cast("Merchant", self)
+        with self.lock:
+            index = {
+                "subscriptions": m.idx_subs,
+                "customers": m.idx_customers,
+                "orders": m.idx_orders,
+                "items": m.idx_orders,
+            }[resource]
+            return [record_id(m, resource, key_row(k)) for k in index]
 
     def counts(self) -> dict[str, int]:
         with self.lock:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
-from og_pipeline.sandbox import Merchant, SandboxServer
+from og_pipeline.sandbox import Merchant, MerchantSpec, SandboxServer
 
 from .conftest import V2, small_spec, walk
 
@@ -25,6 +26,24 @@ def test_generation_is_deterministic_by_seed() -> None:
     assert [a.subscription(i) for i in ids] == [b.subscription(i) for i in ids]
     assert a.ground_truth() == b.ground_truth()
     assert a.ground_truth() != other.ground_truth()
+
+
+def test_bad_records_are_seeded_and_change_nothing_else() -> None:
+    def spec(seed: int, share: float) -> MerchantSpec:
+        return replace(small_spec(400, seed=seed), bad_record_share=share)
+
+    flawed = Merchant(spec(3, 0.05))
+    bad = flawed.bad_records()
+    assert bad and bad == Merchant(spec(3, 0.05)).bad_records()
+    assert bad != Merchant(spec(4, 0.05)).bad_records()
+    # Only the bad records render differently; every other record and the truth are untouched.
+    clean = Merchant(spec(3, 0.0))
+    assert clean.bad_records() == [] and clean.bad_customers() == set()
+    bad_subs = {b.id for b in bad if b.resource == "subscriptions"}
+    for sub in clean.subscription_ids():
+        same = clean.subscription(sub) == flawed.subscription(sub)
+        assert same != (sub in bad_subs)
+    assert clean.ground_truth() == flawed.ground_truth()
 
 
 def test_generated_shape() -> None:
@@ -51,7 +70,8 @@ def test_ground_truth_agrees_with_rest(sandbox: SandboxServer, http: requests.Se
         active[s["customer"]] += _live(s["live"])
     next_date: dict[str, str] = {}
     for o in upcoming:
-        next_date[o["customer"]] = min(o["place"], next_date.get(o["customer"], "9999"))
+        # `place` is a REST timestamp; the next order date is its day.
+        next_date[o["customer"]] = min(o["place"][:10], next_date.get(o["customer"], "9999"))
 
     truth = http.get(sandbox.url + "/_sandbox/ground_truth").json()
     assert set(truth) == {c["merchant_user_id"] for c in customers}
@@ -131,7 +151,7 @@ def test_create_and_reactivate_show_up_in_rest_and_ground_truth(
     orders, _ = walk(
         http, sb.ordergroove_url + "/orders/", {"subscription": sub["public_id"], "status": "1"}
     )
-    assert len(orders) == 1 and orders[0]["place"] == "2026-12-10"
+    assert len(orders) == 1 and orders[0]["place"] == "2026-12-10 00:00:00"
 
     cancelled = next(i for i in m.subscription_ids() if not _live(m.subscription(i)["live"]))
     reactivated = http.post(

@@ -185,3 +185,33 @@ def test_live_quirk_strings_appear(sandbox: SandboxServer, http: requests.Sessio
     assert all(r["live"] in (True, False, "True", "False") for r in records)
     cancelled = [r for r in records if r["cancelled"]]
     assert cancelled and all("|" in r["cancel_reason"] for r in cancelled)
+
+
+def test_items_filter_by_order_updated_only(sandbox: SandboxServer, http: requests.Session) -> None:
+    base = sandbox.ordergroove_url
+    items, _ = walk(http, base + "/items/", {"page_size": 100})
+    assert items and all("updated" not in i and "created" not in i for i in items)
+    orders = {o["public_id"]: o for o in walk(http, base + "/orders/", {"page_size": 100})[0]}
+    assert all(i["order_updated"] == orders[i["order"]]["updated"] for i in items)
+    stamp = items[len(items) // 2]["order_updated"]
+    window = {"order_updated_start": _as_filter(stamp), "order_updated_end": _as_filter(stamp)}
+    exact, _ = walk(http, base + "/items/", window)
+    assert exact and {i["order_updated"] for i in exact} == {stamp}
+    # `updated_*` (and `created_*`) are not item filters: ignored, as Django-filter ignores
+    # unknown parameters, so the answer is every item, not an error and not a window.
+    for name in ("updated", "created"):
+        params = {f"{name}_start": _as_filter(stamp), f"{name}_end": _as_filter(stamp)}
+        ignored, _ = walk(http, base + "/items/", {**params, "page_size": 100})
+        assert [i["public_id"] for i in ignored] == [i["public_id"] for i in items]
+
+
+def test_customers_filter_updated_over_last_updated(
+    sandbox: SandboxServer, http: requests.Session
+) -> None:
+    url = sandbox.ordergroove_url + "/customers/"
+    customers, _ = walk(http, url, {"page_size": 100})
+    assert all("updated" not in c and c["last_updated"] for c in customers)
+    lo, hi = "2026-11-02 00:00:00", "2026-11-05 23:59:59"
+    window, _ = walk(http, url, {"updated_start": _as_filter(lo), "updated_end": _as_filter(hi)})
+    expected = {c["merchant_user_id"] for c in customers if lo <= c["last_updated"] <= hi}
+    assert window and {c["merchant_user_id"] for c in window} == expected

@@ -45,5 +45,6 @@ def test_cli_help_lists_options() -> None:
     result = CliRunner().invoke(sandbox_command, ["--help"])
     assert result.exit_code == 0
     options = ("--port", "--seed", "--subscriptions", "--start-date", "--now", "--fault-rate")
-    for option in (*options, "--og-fault-rate", "--webhook-url", "--webhook-rate"):
+    more = ("--og-fault-rate", "--webhook-url", "--webhook-rate", "--bad-record-rate")
+    for option in (*options, *more):
         assert option in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 
 import requests
 
@@ -119,3 +120,23 @@ def test_stream_actions_are_seeded() -> None:
 
     assert actions(8) == actions(8)
     assert actions(8) != actions(9)
+
+
+def test_webhook_objects_stay_well_formed_and_items_carry_no_timestamp() -> None:
+    m = Merchant(replace(small_spec(300, seed=11), bad_record_share=0.5))
+    sender = WebhookSender(m, "http://unused", ["k"], seed=2)
+    bad_subs = [b.id for b in m.bad_records() if b.resource == "subscriptions"]
+    assert bad_subs
+    for sub in bad_subs[:20]:
+        obj = sender.event_for("subscription.cancel", subscription_id=sub)["data"]["object"]
+        assert obj["public_id"] == sub and isinstance(obj["updated"], int)
+        assert obj["customer"] and isinstance(obj["quantity"], int)
+        assert obj["live"] in (True, False) and isinstance(obj["extra_data"], dict)
+    live = m.subscription_ids(live=True)[0]
+    order = m.upcoming_order_id(live)
+    assert order is not None
+    snap = sender.event_for("order.reminder", order_id=order)["snapshot"]
+    assert snap["items"]
+    for item in snap["items"]:
+        assert item["public_id"] and item["order"]
+        assert not {"updated", "created", "order_updated", "first_placed"} & set(item)
