@@ -10,6 +10,7 @@ import logging
 import click
 
 from og_pipeline.cli.dev import dev
+from og_pipeline.cli.records import records
 from og_pipeline.cli.sync import sync
 from og_pipeline.cli.webhooks import webhooks
 from og_pipeline.db.connection import DatabaseUnavailable
@@ -48,4 +49,5 @@ def main(verbose: bool) -> None:
 main.add_command(dev)
 main.add_command(sync)
 main.add_command(webhooks)
+main.add_command(records)
 main.add_command(sandbox)

@@ -152,7 +152,8 @@ def normalise(resource: str, records: Iterable[Any], context: ParseContext) -> t
             rejected.append(row)
             continue
         previous = newest.get(row[key])
-        if previous is None or _latest(previous) <= _latest(row):
+        # Products have no version: the later one in the catalogue's walk stands.
+        if previous is None or resource == "products" or _latest(previous) <= _latest(row):
             newest[row[key]] = row
     return list(newest.values()), [r for r in rejected if r.record_id not in newest]
 

@@ -416,7 +416,8 @@ def parse(resource: str, record: object, context: ParseContext) -> Row | Rejecte
     """
     shape = SHAPES[resource]
     if not isinstance(record, dict):
-        return Rejected(resource, None, f"record is {_kind(record)}, not an object", clean_copy(record))
+        return Rejected(resource, None, f"record is {_kind(record)}, not an object",
+                        {"not_an_object": clean_copy(record)})
     unstorable = _unstorable(record)
     try:
         if unstorable is not None:

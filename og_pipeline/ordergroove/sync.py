@@ -2,7 +2,7 @@
 
     for resource in customers, subscriptions, orders, items:      # sequential: one cursor at a time
         this process:   client.iter_updated(resource, start, end) -> ~1,000 records -> bounded queue
-        writer process: normalise, serialise, upsert, commit         # one batch at a time, in order
+        writer process: parse, upsert, set aside, commit              # one batch at a time, in order
 
 The walk never waits for the writing of earlier pages, and the writing does not compete with it
 for the interpreter (see ``writer``). Batches are written in the order walked, so orders are
@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from og_pipeline.db.connection import connect
 from og_pipeline.ordergroove.client import OrdergrooveClient
-from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert
+from og_pipeline.ordergroove.load import UpsertCounts, store
+from og_pipeline.ordergroove.records import ParseContext
 from og_pipeline.ordergroove.writer import BatchWriter
 
 # Items come after orders: a line's customer is found through its order.
@@ -45,7 +46,19 @@ class SyncReport:
 
     @property
     def records(self) -> int:
+        """Records read correctly."""
         return sum(c.received for c in self.counts.values())
+
+    @property
+    def rejected(self) -> int:
+        """Records set aside."""
+        return sum(c.rejected for c in self.counts.values())
+
+    @property
+    def rejected_share(self) -> float:
+        """The share of the window's records that could not be read."""
+        seen = self.records + self.rejected
+        return self.rejected / seen if seen else 0.0
 
     def as_metadata(self) -> dict[str, int]:
         flat: dict[str, int] = {}
@@ -53,6 +66,7 @@ class SyncReport:
             flat[f"{resource}_fetched"] = counts.received
             flat[f"{resource}_inserted"] = counts.inserted
             flat[f"{resource}_updated"] = counts.updated
+            flat[f"{resource}_set_aside"] = counts.rejected
             flat[f"{resource}_pages"] = self.pages.get(resource, 0)
         flat["customers_looked_up"] = self.customers_looked_up
         flat["customers_not_found"] = self.customers_not_found
@@ -79,15 +93,18 @@ def sync_window(
         for resource in resources:
             writer.counts.setdefault(resource, UpsertCounts())
             report.pages[resource] = 0
-            pending: list[dict[str, Any]] = []
+            pending: list[Any] = []
+            fetched_at = datetime.now(UTC)
             for page in client.iter_updated(resource, window_start, window_end):
+                if not pending:
+                    fetched_at = datetime.now(UTC)
                 pending.extend(page)
                 report.pages[resource] += 1
                 if len(pending) >= WRITE_BATCH:
-                    writer.submit(resource, pending)
+                    writer.submit(resource, pending, fetched_at)
                     pending = []
             if pending:
-                writer.submit(resource, pending)
+                writer.submit(resource, pending, fetched_at)
             writer.end_of(resource)
     if "customers" in resources:
         with connect(database_url) as conn:
@@ -95,23 +112,35 @@ def sync_window(
     return report
 
 
-# Customers of changed subscriptions that the customers walk did not bring: their record was last
-# updated before the window (an old account that subscribed now). Without it, no e-mail.
+# Customers that subscriptions name and og.customers lacks: the customers walk brings only those
+# updated in the window, so an old account that subscribed now is fetched by id (without it, no
+# e-mail). Found from the data, not from og.dirty_contacts: a stats step running meanwhile (a
+# webhook run's) consumes those markers, and with them the customers to fetch. Subscriptions
+# only: stats exist only for customers with a subscription, so one known from orders alone would
+# be fetched for nothing. Paged by key, walking subscriptions_customer_idx against the customers'
+# primary key; each page starts after the last id asked, so an id Ordergroove answered 404 for
+# is not asked again in this run (the next run asks again: the account may exist by then).
 _MISSING_CUSTOMERS = """
-SELECT d.customer_id FROM og.dirty_contacts d
-WHERE NOT EXISTS (SELECT 1 FROM og.customers c WHERE c.merchant_user_id = d.customer_id)
-ORDER BY d.customer_id
+SELECT DISTINCT s.customer_id FROM og.subscriptions s
+WHERE s.customer_id > %(after)s
+  AND NOT EXISTS (SELECT 1 FROM og.customers c WHERE c.merchant_user_id = s.customer_id)
+ORDER BY s.customer_id
+LIMIT %(limit)s
 """
+_MISSING_PAGE = 500
 
 
 def _fetch_missing_customers(client: OrdergrooveClient, conn: psycopg.Connection, report: SyncReport) -> None:
-    missing = [row[0] for row in conn.execute(_MISSING_CUSTOMERS).fetchall()]
     counts = report.counts.setdefault("customers", UpsertCounts())
-    for customer_id in missing:
-        record = client.get_customer(customer_id)
-        report.customers_looked_up += 1
-        if record is None:
-            report.customers_not_found += 1
-            continue
-        counts.add(upsert(conn, "customers", normalise("customers", [record], client.zone)))
-        conn.commit()
+    after = ""  # sorts before every id
+    while missing := [row[0] for row in conn.execute(
+            _MISSING_CUSTOMERS, {"after": after, "limit": _MISSING_PAGE}).fetchall()]:
+        after = missing[-1]
+        for customer_id in missing:
+            record = client.get_customer(customer_id)
+            report.customers_looked_up += 1
+            if record is None:
+                report.customers_not_found += 1
+                continue
+            counts.add(store(conn, "customers", [record], ParseContext(client.zone, datetime.now(UTC))))
+            conn.commit()

@@ -15,7 +15,9 @@ from typing import Any
 
 import psycopg
 
+from og_pipeline.http_common import redact
 from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert, upsert_products
+from og_pipeline.ordergroove.records import ParseContext
 
 Record = dict[str, Any]
 
@@ -80,27 +82,37 @@ def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Recor
 
 
 def _with_timestamp(resource: str, record: Record, fallback: float | None) -> Record:
-    # Some webhook objects (order lines) carry no time of their own: then the event's time.
-    if resource == "items" and not (record.get("updated") or record.get("created")) and fallback:
-        return {**record, "updated": fallback}
+    # Order lines carry no time of their own in webhooks (nor `updated` anywhere): then the
+    # event's time stands for their order's `order_updated`.
+    if resource == "items" and record.get("order_updated") in (None, "") and fallback is not None:
+        return {**record, "order_updated": fallback}
     return record
 
 
 def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone: str) -> Applied:
     """Upsert every record of the event (snapshot first, then the object itself)."""
     applied = Applied()
-    fallback = payload.get("created") if isinstance(payload.get("created"), (int, float)) else None
+    created = payload.get("created")
+    fallback = created if isinstance(created, int | float) and not isinstance(created, bool) else None
+    context = ParseContext(zone, datetime.now(UTC))
     for resource, records in _records(payload, event_type):
-        try:
-            rows = normalise(resource, [_with_timestamp(resource, r, fallback) for r in records], zone)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise EventError(f"{resource} record is incomplete: {type(exc).__name__}: {exc}") from None
+        rows, rejected = normalise(resource, [_with_timestamp(resource, r, fallback) for r in records], context)
+        if rejected:
+            # The event is kept with the reason (failed after its attempts): one unreadable record
+            # makes the event's picture of the customer incomplete.
+            first = rejected[0]
+            raise EventError(f"{resource} record {redact(first.record_id or '(without an id)')} "
+                             f"cannot be read: {first.reason}")
         applied.add(resource, upsert(conn, resource, rows, source="webhook"))
-    products = [p for p in snapshot_of(payload).get("products") or [] if isinstance(p, dict)]
-    if products:
-        upsert_products(conn, products)
-    if event_type == "order.delete" and resource_of(event_type, object_of(payload)) == "orders":
+    # Product details are extras for custom events; the daily refresh reads the catalogue again,
+    # so a product that cannot be read is left out rather than failing the event.
+    products, _ = normalise("products", snapshot_of(payload).get("products") or [], context)
+    upsert_products(conn, "products", products)
+    resource = resource_of(event_type, object_of(payload))
+    if event_type == "order.delete" and resource == "orders":
         _mark_order_deleted(conn, object_of(payload), payload)
+    if event_type == "item.remove" and resource == "items":
+        _mark_item_removed(conn, object_of(payload), payload)
     return applied
 
 
@@ -110,8 +122,25 @@ def _mark_order_deleted(conn: psycopg.Connection, order: Record, payload: Record
     conn.execute(
         "WITH gone AS (UPDATE og.orders SET deleted_at = %s WHERE public_id = %s AND deleted_at IS NULL "
         "RETURNING customer_id) "
-        "INSERT INTO og.dirty_contacts (customer_id) SELECT customer_id FROM gone ON CONFLICT DO NOTHING",
+        # A re-mark gets a new version, so a stats step running now keeps the marker.
+        "INSERT INTO og.dirty_contacts (customer_id) SELECT customer_id FROM gone "
+        "ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version",
         (when, str(order.get("public_id"))),
     )
     conn.execute("UPDATE og.items SET deleted_at = %s WHERE order_id = %s AND deleted_at IS NULL",
                  (when, str(order.get("public_id"))))
+
+
+def _mark_item_removed(conn: psycopg.Connection, item: Record, payload: Record) -> None:
+    """A line removed from an upcoming order is hard-deleted too: it no longer counts toward
+    the next order date or a product_set. Only this webhook tells us."""
+    when = created_at(payload) or datetime.now(UTC)
+    conn.execute(
+        "WITH gone AS (UPDATE og.items SET deleted_at = %s WHERE public_id = %s AND deleted_at IS NULL "
+        "RETURNING order_id) "
+        # A re-mark gets a new version, so a stats step running now keeps the marker.
+        "INSERT INTO og.dirty_contacts (customer_id) SELECT DISTINCT o.customer_id FROM gone "
+        "JOIN og.orders o ON o.public_id = gone.order_id "
+        "ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version",
+        (when, str(item.get("public_id"))),
+    )

@@ -74,14 +74,17 @@ def test_push_respects_the_rate_limit_and_batch_rules(pipeline: Pipeline) -> Non
     assert busiest <= 8
 
 
-def test_a_database_error_mid_walk_fails_the_run_with_it_and_keeps_the_batches_before(pipeline: Pipeline) -> None:
+def test_rows_the_database_refuses_are_set_aside_and_so_many_block_the_push(pipeline: Pipeline) -> None:
     # Orders are walked after customers and subscriptions; a constraint refuses every order.
     pipeline.query_commit("ALTER TABLE og.orders ADD CONSTRAINT test_refuses_orders CHECK (false) NOT VALID")
     result = pipeline.sync(START, NOW)
+    # Far more than 1% of the window unreadable: the check fails the run before any push.
     assert not result.success
-    assert "test_refuses_orders" in failure_message(result)
+    assert "records_readable" in failure_message(result)
     truth = pipeline.sandbox.merchant.ground_truth()
     stored = pipeline.query("SELECT count(*) FROM og.subscriptions")[0][0]
     assert stored == sum(t["total"] for t in truth.values()) > 0
     assert pipeline.query("SELECT count(*) FROM og.orders") == [(0,)]
+    reasons = pipeline.query("SELECT DISTINCT resource, reason FROM og.rejected_records")
+    assert reasons == [("orders", "Postgres refused it (CheckViolation)")]
     assert pipeline.ometria_contacts() == {}

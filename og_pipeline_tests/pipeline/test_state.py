@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from og_pipeline.db.connection import connect
 from og_pipeline.ordergroove.client import parse_og_timestamp
-from og_pipeline.ordergroove.load import normalise, upsert
+from og_pipeline.ordergroove.load import store
+from og_pipeline.ordergroove.records import ParseContext
 from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
 
 
@@ -48,11 +49,11 @@ def _subscription(updated: str, live: bool) -> dict[str, object]:
 
 def test_an_older_version_never_replaces_a_newer_one(db_url: str) -> None:
     with connect(db_url) as conn:
-        newer = normalise("subscriptions", [_subscription("2026-11-02 09:00:00", live=False)], "America/Chicago")
-        assert upsert(conn, "subscriptions", newer, source="webhook").inserted == 1
+        chicago = ParseContext("America/Chicago", NOW)
+        newer = [_subscription("2026-11-02 09:00:00", live=False)]
+        assert store(conn, "subscriptions", newer, chicago, source="webhook").inserted == 1
         conn.execute("DELETE FROM og.dirty_contacts")
-        older = normalise("subscriptions", [_subscription("2026-11-01 08:00:00", live=True)], "America/Chicago")
-        counts = upsert(conn, "subscriptions", older)
+        counts = store(conn, "subscriptions", [_subscription("2026-11-01 08:00:00", live=True)], chicago)
         assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 1)
         row = conn.execute("SELECT live, source, updated_at FROM og.subscriptions").fetchone()
         assert row == (False, "webhook", datetime(2026, 11, 2, 15, 0, tzinfo=UTC))
@@ -62,10 +63,10 @@ def test_an_older_version_never_replaces_a_newer_one(db_url: str) -> None:
 
 def test_a_newer_version_replaces_and_marks_its_contact(db_url: str) -> None:
     with connect(db_url) as conn:
-        upsert(conn, "subscriptions", normalise("subscriptions", [_subscription("2026-11-01 08:00:00", True)], "UTC"))
+        utc = ParseContext("UTC", NOW)
+        store(conn, "subscriptions", [_subscription("2026-11-01 08:00:00", True)], utc)
         conn.execute("DELETE FROM og.dirty_contacts")
-        counts = upsert(conn, "subscriptions",
-                        normalise("subscriptions", [_subscription("2026-11-03 08:00:00", False)], "UTC"))
+        counts = store(conn, "subscriptions", [_subscription("2026-11-03 08:00:00", False)], utc)
         assert counts.updated == 1
         assert conn.execute("SELECT live FROM og.subscriptions").fetchone() == (False,)
         assert conn.execute("SELECT customer_id FROM og.dirty_contacts").fetchall() == [("cust-1",)]
