@@ -21,27 +21,36 @@ which is the current state, is never refused because the repeated hour compared 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, NamedTuple
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import orjson
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from og_pipeline.http_common import redact
+from og_pipeline.ordergroove.fields import (
+    Code,
+    Count,
+    ExtraData,
+    Id,
+    Instants,
+    Live,
+    Money,
+    OptionalDate,
+    OptionalId,
+    OptionalLive,
+    OptionalString,
+    Quantity,
+    Status,
+    instants,
+    kind_of,
+    local_date,
+    text_id,
+)
 
 Row = dict[str, Any]
 
@@ -53,10 +62,6 @@ PERSONAL_FIELDS = frozenset({
 })
 _MAX_DEPTH = 64  # Postgres' JSON parser has a stack limit; real records nest a few levels
 _MAX_TEXT = 10_000  # longer values are not ids, names or codes; a set-aside copy keeps less
-_INT32 = 2**31 - 1
-_SMALLINT = 2**15 - 1
-_MONEY_LIMIT = Decimal(10) ** 12  # og.orders.total is numeric(14, 2)
-_UNIX_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant Python can represent
 
 
 @dataclass(frozen=True)
@@ -84,196 +89,10 @@ class Rejected(NamedTuple):
         return f"sha256:{digest}"
 
 
-# -- field readers: each returns the stored value or raises ValueError with a short reason ----
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _wrong_type(expected: str, value: object) -> ValueError:
-    # ValueError, not TypeError: pydantic turns only ValueError into a validation error.
-    return ValueError(f"must be {expected}, not {_kind(value)}")
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _wrong_type("a string or an integer", value)
-    text = str(value).strip()
-    if not text:
-        raise ValueError("is empty")
-    if len(text) > 255:
-        raise ValueError("is longer than 255 characters")
-    return text
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None or value == "" else _text(value)
-
-
-def _optional_string(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _wrong_type("a string", value)
-    return value
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise _wrong_type('a boolean or "True"/"False"', value)
-
-
-def _optional_bool(value: object) -> bool | None:
-    return None if value is None or value == "" else _bool(value)
-
-
-def _integer(limit: int) -> Callable[[object], int | None]:
-    def read(value: object) -> int | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, bool):
-            raise _wrong_type("an integer", value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ValueError("must be an integer") from None
-        if not isinstance(value, int):
-            raise _wrong_type("an integer", value)
-        if not -limit - 1 <= value <= limit:
-            raise ValueError("is out of range")
-        return value
-    return read
-
-
-def _money(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _wrong_type("a decimal string", value)
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError("is not a decimal number") from None
-    if not amount.is_finite() or abs(amount) >= _MONEY_LIMIT:
-        raise ValueError("is not a finite amount below 10^12")
-    return str(amount)
-
-
-Id = Annotated[str, BeforeValidator(_text)]
-OptionalId = Annotated[str | None, BeforeValidator(_optional_text)]
-OptionalString = Annotated[str | None, BeforeValidator(_optional_string)]
-Live = Annotated[bool, BeforeValidator(_bool)]
-OptionalLive = Annotated[bool | None, BeforeValidator(_optional_bool)]
-Quantity = Annotated[int | None, BeforeValidator(_integer(_INT32))]
-Status = Annotated[int, BeforeValidator(_integer(_SMALLINT))]
-Money = Annotated[str | None, BeforeValidator(_money)]
-
-
-# -- timestamps ---------------------------------------------------------------------------
-
-class Instants(NamedTuple):
-    """The earliest and latest instant a stamp can mean, as ISO text Postgres reads."""
-
-    earliest: str
-    latest: str
-
-
-def instants(value: object, zone: str, fetched_at: datetime | None = None) -> Instants | None:
-    """An Ordergroove timestamp (naive local text, text with an offset, or unix seconds) as
-    its earliest and latest instants; None for null/""; ValueError when it does not parse."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _wrong_type("a timestamp", value)
-    if not isinstance(value, str):
-        if not (math.isfinite(value) and 0 <= value <= _UNIX_MAX):
-            raise ValueError("is not a unix time between 1970 and 9999")
-        exact = datetime.fromtimestamp(value, tz=UTC).isoformat()
-        return Instants(exact, exact)
-    text = value.strip()
-    # The REST form "YYYY-MM-DD HH:MM:SS": a backfill reads hundreds of thousands of them, so
-    # the zone's offsets are looked up once per local minute.
-    if len(text) == 19 and text[10] in " T" and text[16] == ":" and text[17:].isdigit():
-        offsets = _minute_offsets(text[:16], zone)
-        if offsets is not None:
-            stamp = f"{text[:10]}T{text[11:]}"
-            earliest, latest = (f"{stamp}{offset}" for offset in offsets)
-            if earliest != latest and fetched_at is not None and datetime.fromisoformat(latest) > fetched_at:
-                latest = earliest  # the later reading would be after we read the record
-            return Instants(earliest, latest)
-    return _instants_general(text, zone, fetched_at)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _minute_offsets(minute: str, zone: str) -> tuple[str, str] | None:
-    """The offsets ("-05:00") giving the earliest and the latest instant of a naive local
-    minute (the same twice but in a repeated or skipped hour); None if it is not a minute."""
-    try:
-        naive = datetime.fromisoformat(minute)
-    except ValueError:
-        return None
-    tz = ZoneInfo(zone)
-    offsets = []
-    for fold in (0, 1):
-        offset = naive.replace(tzinfo=tz, fold=fold).utcoffset()
-        if offset is None or offset % timedelta(minutes=1):
-            return None
-        offsets.append(offset)
-    # A larger offset means an earlier instant of the same wall time.
-    return _offset_text(max(offsets)), _offset_text(min(offsets))
-
-
-def _offset_text(offset: timedelta) -> str:
-    minutes = offset // timedelta(minutes=1)
-    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _instants_general(text: str, zone: str, fetched_at: datetime | None) -> Instants:
-    try:
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is not None:
-            exact = parsed.astimezone(UTC)
-            return Instants(exact.isoformat(), exact.isoformat())
-        tz = ZoneInfo(zone)
-        readings = sorted(parsed.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
-    except (ValueError, OverflowError):
-        raise ValueError("is not a timestamp as YYYY-MM-DD HH:MM:SS") from None
-    earliest, latest = readings
-    if fetched_at is not None and latest > fetched_at:
-        latest = earliest
-    return Instants(earliest.isoformat(), latest.isoformat())
-
-
-def _local_date(value: object, zone: str) -> str | None:
-    """A placement date: the local date of a timestamp (text or unix seconds)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.strip()).date().isoformat()
-        except ValueError:
-            try:
-                return date.fromisoformat(value.strip()[:10]).isoformat()
-            except ValueError:
-                raise ValueError("is not a date or timestamp") from None
-    moment = instants(value, zone)
-    assert moment is not None
-    return datetime.fromisoformat(moment.earliest).astimezone(ZoneInfo(zone)).date().isoformat()
-
-
 # -- the documented record shapes -----------------------------------------------------------
 
 class _Record(BaseModel):
-    # Undocumented fields are kept in the raw record but not read; documented ones we do not
-    # store are not validated either, so a variant there cannot set a record aside.
+    # Undocumented fields are kept in the raw record but not read.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     @staticmethod
@@ -303,6 +122,17 @@ class SubscriptionRecord(_Record):
     cancelled: Instants | None = None
     created: Instants | None = None
     updated: Instants
+    # Documented fields we do not store, read all the same: a type the reference does not allow
+    # anywhere in a record means the record (or the API) is not what we think it is.
+    quantity: Quantity = None
+    price: Money = None
+    frequency_days: Count = None
+    every: Count = None
+    every_period: Count = None
+    reminder_days: Count = None
+    start_date: OptionalDate = None
+    cancel_reason_code: Code = None
+    extra_data: ExtraData = None
 
     _stamps = field_validator("cancelled", "created", mode="before")(_stamp)
     _versions = field_validator("updated", mode="before")(_version)
@@ -314,6 +144,10 @@ class CustomerRecord(_Record):
     live: OptionalLive = None
     created: Instants | None = None
     last_updated: Instants  # customers have no `updated`
+    phone_type: Count = None
+    locale: Count = None
+    price_code: Code = None
+    extra_data: ExtraData = None
 
     _stamps = field_validator("created", mode="before")(_stamp)
     _versions = field_validator("last_updated", mode="before")(_version)
@@ -327,6 +161,14 @@ class OrderRecord(_Record):
     total: Money = None
     created: Instants | None = None
     updated: Instants
+    sub_total: Money = None
+    tax_total: Money = None
+    shipping_total: Money = None
+    discount_total: Money = None
+    tries: Count = None
+    type: Count = None
+    locked: OptionalLive = None
+    extra_data: ExtraData = None
 
     _stamps = field_validator("created", mode="before")(_stamp)
     _versions = field_validator("updated", mode="before")(_version)
@@ -334,7 +176,7 @@ class OrderRecord(_Record):
     @field_validator("place", mode="before")
     @classmethod
     def _place(cls, value: object, info: ValidationInfo) -> str | None:
-        return _local_date(value, cls._context(info).zone)
+        return local_date(value, cls._context(info).zone)
 
 
 class ItemRecord(_Record):
@@ -344,6 +186,11 @@ class ItemRecord(_Record):
     product: OptionalId = None
     quantity: Quantity = None
     order_updated: Instants  # an item has no `updated` of its own: its order's
+    price: Money = None
+    extra_cost: Money = None
+    total_price: Money = None
+    one_time: OptionalLive = None
+    frozen: OptionalLive = None
 
     _versions = field_validator("order_updated", mode="before")(_version)
 
@@ -354,6 +201,9 @@ class ProductRecord(_Record):
     image_url: OptionalString = None
     detail_url: OptionalString = None
     live: OptionalLive = None
+    price: Money = None
+    discontinued: OptionalLive = None
+    autoship_enabled: OptionalLive = None
 
 
 def _version_columns(moment: Instants) -> Row:
@@ -416,7 +266,7 @@ def parse(resource: str, record: object, context: ParseContext) -> Row | Rejecte
     """
     shape = SHAPES[resource]
     if not isinstance(record, dict):
-        return Rejected(resource, None, f"record is {_kind(record)}, not an object",
+        return Rejected(resource, None, f"record is {kind_of(record)}, not an object",
                         {"not_an_object": clean_copy(record)})
     unstorable = _unstorable(record)
     try:
@@ -434,7 +284,7 @@ def parse(resource: str, record: object, context: ParseContext) -> Row | Rejecte
 
 def _rejected(resource: str, shape: Shape, record: dict[str, Any], reason: str) -> Rejected:
     try:
-        record_id: str | None = _text(record.get(shape.key))
+        record_id: str | None = text_id(record.get(shape.key))
     except ValueError:
         record_id = None
     if record_id is not None and _unstorable(record_id) is not None:
