@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,8 +118,11 @@ def dagster_db_url(pg_server_url: str) -> str:
 
 
 @pytest.fixture
-def merchant_spec() -> MerchantSpec:
-    return MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW)
+def merchant_spec(request: pytest.FixtureRequest) -> MerchantSpec:
+    """The sandbox merchant; a test changes fields with indirect parametrization:
+    ``@pytest.mark.parametrize("merchant_spec", [{"bad_record_share": 0.05}], indirect=True)``."""
+    return replace(MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW),
+                   **getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the run's metadata, the check and `og-pipeline records rejected`; a changed API 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 
 import dagster as dg
@@ -13,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from og_pipeline.cli import main
-from og_pipeline.sandbox import MerchantSpec
 from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
 
 # Under 1% of 3,000 subscriptions' records: a few bad records, not a changed API.
@@ -27,12 +25,7 @@ def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
-@pytest.fixture
-def merchant_spec(request: pytest.FixtureRequest) -> MerchantSpec:
-    return MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW,
-                        bad_record_share=getattr(request, "param", FEW))
-
-
+@pytest.mark.parametrize("merchant_spec", [{"bad_record_share": FEW}], indirect=True)
 def test_bad_records_are_set_aside_and_every_good_contact_lands(pipeline: Pipeline) -> None:
     merchant = pipeline.sandbox.merchant
     bad = merchant.bad_records()
@@ -83,7 +76,7 @@ def test_bad_records_are_set_aside_and_every_good_contact_lands(pipeline: Pipeli
     assert left == [(None,)] * sum(1 for b in bad if b.flaw in ("key_null", "key_missing"))
 
 
-@pytest.mark.parametrize("merchant_spec", [0.05], indirect=True)
+@pytest.mark.parametrize("merchant_spec", [{"bad_record_share": 0.05}], indirect=True)
 def test_more_than_the_allowed_share_of_bad_records_blocks_the_push(pipeline: Pipeline) -> None:
     result = pipeline.sync(START, NOW)
 
@@ -101,9 +94,3 @@ def test_more_than_the_allowed_share_of_bad_records_blocks_the_push(pipeline: Pi
     assert allowed.success
     assert _check(allowed).severity == dg.AssetCheckSeverity.WARN
     assert pipeline.ometria_contacts()
-
-
-def test_a_spec_without_bad_records_serves_none() -> None:
-    from og_pipeline.sandbox import Merchant
-
-    assert Merchant(replace(MerchantSpec(subscriptions=200, seed=1, start=START, now=NOW))).bad_records() == []

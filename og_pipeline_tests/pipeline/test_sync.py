@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from og_pipeline.sandbox import FaultSpec
-from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
+from og_pipeline_tests.pipeline.conftest import (
+    NOW,
+    START,
+    Pipeline,
+    expected_fields,
+    failure_message,
+    metadata,
+)
 
 
 def _assert_ometria_matches_ground_truth(pipeline: Pipeline) -> None:
@@ -44,6 +53,25 @@ def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(
     assert metadata(again, "ometria_contact_fields")["contacts_pushed"] == 0
     assert metadata(again, "ordergroove_raw_records")["records_inserted"] == 0
     assert len(pipeline.sandbox.ometria.request_log()) == posts_before
+
+
+TWO_DAYS = START + timedelta(days=2)
+
+
+@pytest.mark.parametrize("merchant_spec", [{"now": TWO_DAYS}], indirect=True)
+def test_a_two_day_window_through_8_percent_faults_and_slow_pages_lands_every_contact(pipeline: Pipeline) -> None:
+    pipeline.sandbox.set_faults("ordergroove", FaultSpec(rate=0.08, statuses=(429, 423, 500), slow_rate=0.05,
+                                                         slow_seconds=0.5, seed=8))
+    result = pipeline.sync(START, TWO_DAYS)
+
+    assert result.success, failure_message(result)
+    assert metadata(result, "ordergroove_raw_records")["retries"] > 0
+    _assert_ometria_matches_ground_truth(pipeline)
+    posts = len(pipeline.sandbox.ometria.request_log())
+    again = pipeline.sync(START, TWO_DAYS)
+    assert again.success
+    assert metadata(again, "ometria_contact_fields")["contacts_pushed"] == 0
+    assert len(pipeline.sandbox.ometria.request_log()) == posts
 
 
 def test_a_backfill_is_one_run_that_materializes_every_hour(pipeline: Pipeline) -> None:

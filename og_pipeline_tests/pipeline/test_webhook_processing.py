@@ -147,3 +147,34 @@ def test_replay_revalidates_invalid_events_and_queues_those_that_now_read(pipeli
         ("invalid", None), ("pending", envelope["id"])]
     assert pipeline.process_webhooks().success
     assert list(pipeline.sandbox.ometria.snapshot()["events"]) == [f"og-{envelope['id']}"]
+
+
+def test_item_remove_takes_the_line_out_of_the_next_order_date_and_the_product_set(pipeline: Pipeline) -> None:
+    assert pipeline.sync(START, NOW).success
+    merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
+    truth = merchant.ground_truth()
+    # A customer whose only upcoming order carries the one line of their one live subscription.
+    customer, order = next(
+        (cid, orders[0]) for cid, t in sorted(truth.items())
+        if t["email"] and t["active"] == 1 and t["next_order_date"]
+        and len(orders := [o for (o,) in pipeline.query(
+            "SELECT public_id FROM og.orders WHERE customer_id = %s AND status = 1", cid)]) == 1
+    )
+    [(item_id,)] = pipeline.query("SELECT public_id FROM og.items WHERE order_id = %s", order)
+    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_next_order_date"]
+    removal = {
+        "id": "remove-1", "type": "item.remove", "created": int((NOW + timedelta(minutes=5)).timestamp()),
+        "data": {"object": {**merchant.webhook_object("item", item_id), "type": "item"}},
+    }
+    pipeline.stage(removal)
+    assert pipeline.process_webhooks().success
+
+    assert pipeline.query("SELECT deleted_at IS NOT NULL FROM og.items WHERE public_id = %s", item_id) == [(True,)]
+    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_next_order_date"] is None
+    # A reminder for that order without a snapshot (its lines then come from our tables) names
+    # no product of the removed line.
+    reminder = sender.event_for("order.reminder", order_id=order, created=int(NOW.timestamp()) + 600,
+                                snapshot=False)
+    pipeline.stage(reminder)
+    assert pipeline.process_webhooks().success
+    assert _events(pipeline)[f"og-{reminder['id']}"]["properties"]["product_set"] == []
