@@ -20,8 +20,8 @@ Flow of a sync walk::
   (``_checked_next``), and so is a redirect elsewhere, before it is followed
   (``http_common.SessionClient``); same-origin redirects are followed.
 - REST timestamps are naive local time in the account's zone (``America/Chicago`` by default):
-  ``parse_og_timestamp`` turns them into aware UTC, ``og_window_params`` does the reverse for
-  the ``updated_start``/``updated_end`` filters.
+  ``og_window_params`` turns a UTC window into the ``updated_start``/``updated_end`` filters;
+  reading the records' own stamps is ``records``' job.
 """
 
 from __future__ import annotations
@@ -101,36 +101,6 @@ class CountingRetry(Retry):
         if self.on_retry is not None:
             self.on_retry(new_retry)
         return new_retry
-
-
-def parse_og_timestamp(value: str | None, zone: str = DEFAULT_ZONE) -> datetime | None:
-    """``"YYYY-MM-DD HH:MM:SS"`` (naive, in ``zone``) -> aware UTC datetime; None/"" -> None.
-
-    A value that already carries an offset is converted as is. In the repeated hour of a
-    fall-back the first (daylight) reading is taken: the text alone cannot tell them apart.
-    """
-    if value is None or not str(value).strip():
-        return None
-    parsed = datetime.fromisoformat(str(value).strip())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-    return parsed.astimezone(UTC)
-
-
-def coerce_live(value: object) -> bool:
-    """``live`` arrives as a bool, or as the strings "True"/"False"; anything else is an error
-    rather than a silent False, so a format change cannot quietly zero the active counts."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1"):
-            return True
-        if lowered in ("false", "0"):
-            return False
-    raise ValueError(f"unrecognised 'live' value: {value!r}")
 
 
 def og_window_params(

@@ -1,4 +1,4 @@
-"""The clients' pure helpers: time-window conversion, timestamp parsing, `live` coercion, the
+"""The clients' pure helpers: time-window conversion, the
 rate limiter's arithmetic (on an injected clock, so no real sleeps) and batch validation."""
 
 from __future__ import annotations
@@ -8,12 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from og_pipeline.ometria.client import OmetriaClient, RateLimiter
-from og_pipeline.ordergroove.client import (
-    coerce_live,
-    og_window_params,
-    parse_og_timestamp,
-    redact,
-)
+from og_pipeline.ordergroove.client import og_window_params, redact
 
 
 def test_window_params_convert_utc_to_naive_chicago() -> None:
@@ -59,30 +54,6 @@ def test_window_over_spring_forward_covers_both_sides() -> None:
 def test_window_refuses_naive_datetimes() -> None:
     with pytest.raises(ValueError, match="aware"):
         og_window_params("subscriptions", datetime(2026, 1, 1), datetime(2026, 1, 2))
-
-
-def test_parse_og_timestamp() -> None:
-    assert parse_og_timestamp("2026-11-03 09:00:00") == datetime(2026, 11, 3, 15, tzinfo=UTC)
-    assert parse_og_timestamp("2026-07-01 00:00:00") == datetime(2026, 7, 1, 5, tzinfo=UTC)
-    assert parse_og_timestamp("2026-07-01 00:00:00", "America/New_York") == datetime(
-        2026, 7, 1, 4, tzinfo=UTC
-    )
-    assert parse_og_timestamp(None) is None
-    assert parse_og_timestamp("") is None
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(True, True), (False, False), ("True", True), ("False", False), ("true", True), (1, True)],
-)
-def test_coerce_live(value: object, expected: bool) -> None:
-    assert coerce_live(value) is expected
-
-
-@pytest.mark.parametrize("value", [None, "yes", "", 2])
-def test_coerce_live_refuses_unknown_values(value: object) -> None:
-    with pytest.raises(ValueError):
-        coerce_live(value)
 
 
 def test_redact_removes_secrets_and_emails() -> None:

@@ -14,10 +14,10 @@ from og_pipeline.ordergroove.client import (
     OrdergrooveAPIError,
     OrdergrooveAuthError,
     OrdergrooveClient,
-    coerce_live,
-    parse_og_timestamp,
 )
+from og_pipeline.ordergroove.records import ParseContext, Rejected, parse
 from og_pipeline.sandbox import FaultSpec, SandboxServer
+from og_pipeline_tests.stamps import utc_of
 
 from .conftest import OG_KEY, OG_LIMITED_KEY
 
@@ -60,7 +60,10 @@ def test_full_walk_returns_every_subscription_once(sandbox: SandboxServer) -> No
             "retries": 0,
         }
     assert len(records) == 500
-    assert {type(coerce_live(r["live"])) for r in records} == {bool}
+    # `live` comes as a bool or as "True"/"False": every record reads.
+    assert {type(r["live"]) for r in records} == {bool, str}
+    context = ParseContext("America/Chicago")
+    assert not [r for r in records if isinstance(parse("subscriptions", r, context), Rejected)]
 
 
 def test_window_walk_is_inclusive_at_both_ends(sandbox: SandboxServer) -> None:
@@ -68,14 +71,14 @@ def test_window_walk_is_inclusive_at_both_ends(sandbox: SandboxServer) -> None:
     # Stay clear of the fall-back night (2026-11-01), where naive local stamps are ambiguous.
     stamps = sorted(
         {
-            parse_og_timestamp(r["updated"])
+            utc_of(r["updated"])
             for r in store.values()
-            if parse_og_timestamp(r["updated"]) >= datetime(2026, 11, 2, tzinfo=UTC)
+            if utc_of(r["updated"]) >= datetime(2026, 11, 2, tzinfo=UTC)
         }
     )
     assert len(stamps) > 40
     start, end = stamps[10], stamps[-10]
-    expected = {pid for pid, r in store.items() if start <= parse_og_timestamp(r["updated"]) <= end}
+    expected = {pid for pid, r in store.items() if start <= utc_of(r["updated"]) <= end}
 
     with make_client(sandbox) as client:
         records = [r for page in client.iter_updated("subscriptions", start, end) for r in page]
@@ -83,7 +86,7 @@ def test_window_walk_is_inclusive_at_both_ends(sandbox: SandboxServer) -> None:
     assert max(got.values()) == 1
     assert set(got) == expected
     # The records stamped exactly at the bounds are in: the filters are inclusive.
-    assert {parse_og_timestamp(r["updated"]) for r in records} >= {start, end}
+    assert {utc_of(r["updated"]) for r in records} >= {start, end}
 
 
 def test_get_product_and_product_walk(sandbox: SandboxServer) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from og_pipeline.db.connection import connect
-from og_pipeline.ordergroove.client import parse_og_timestamp
 from og_pipeline.ordergroove.load import store
 from og_pipeline.ordergroove.records import ParseContext
 from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
+from og_pipeline_tests.stamps import utc_of
 
 
 def _hour_of(timestamp: str) -> datetime:
-    moment = parse_og_timestamp(timestamp)
+    moment = utc_of(timestamp)
     assert moment is not None
     return moment.replace(minute=0, second=0, microsecond=0)
 
