@@ -16,6 +16,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import requote_uri
+from urllib3.exceptions import InvalidHeader
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
 
 _EMAIL_RE = re.compile(r"[^\s\"'<>@,;:]+@[^\s\"'<>@,;:]+\.[A-Za-z]{2,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -55,6 +58,22 @@ def redact(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return _EMAIL_RE.sub("[email]", text)
+
+
+# The longest a Retry-After may make a client wait: the API's pool slot is held meanwhile.
+DEFAULT_MAX_RETRY_AFTER = 60
+
+
+class BoundedRetry(Retry):
+    """urllib3's ``Retry``, reading ``Retry-After`` defensively: an unparsable value falls back
+    to the exponential backoff (urllib3 would raise ``InvalidHeader`` out of the sleep), and a
+    long one is capped by ``retry_after_max``."""
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None
 
 
 def origin_of(url: str) -> Origin:

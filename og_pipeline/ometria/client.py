@@ -42,7 +42,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from og_pipeline.http_common import APIError, Counters, SessionClient, redact
+from og_pipeline.http_common import (
+    DEFAULT_MAX_RETRY_AFTER,
+    APIError,
+    BoundedRetry,
+    Counters,
+    SessionClient,
+    redact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,7 @@ class OmetriaClient(SessionClient):
         backoff_factor: float = 0.5,
         backoff_max: float = 30,
         backoff_jitter: float = 1.0,
+        max_retry_after: int = DEFAULT_MAX_RETRY_AFTER,
         rate_margin: float = 0.05,
         session: requests.Session | None = None,
     ) -> None:
@@ -170,7 +178,7 @@ class OmetriaClient(SessionClient):
         self.stats = OmetriaStats()
         self.limiter = RateLimiter(requests_per_second, margin=rate_margin)
         self._api_key = api_key
-        self._retry = Retry(
+        self._retry = BoundedRetry(
             total=max_retries,
             connect=None,
             read=None,
@@ -181,6 +189,7 @@ class OmetriaClient(SessionClient):
             backoff_max=backoff_max,
             backoff_jitter=backoff_jitter,
             respect_retry_after_header=True,
+            retry_after_max=max_retry_after,
         )
         # No retries in the adapter: every attempt must pass the limiter (see module docstring).
         self._open_session(session, HTTPAdapter(max_retries=0),

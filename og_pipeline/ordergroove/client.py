@@ -39,7 +39,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from og_pipeline.http_common import APIError, Counters, SessionClient, redact
+from og_pipeline.http_common import (
+    DEFAULT_MAX_RETRY_AFTER,
+    APIError,
+    BoundedRetry,
+    Counters,
+    SessionClient,
+    redact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,7 @@ class OrdergrooveStats(Counters):
     retries: int = 0
 
 
-class CountingRetry(Retry):
+class CountingRetry(BoundedRetry):
     """A urllib3 ``Retry`` that calls ``on_retry`` whenever a retry is granted.
 
     urllib3 builds a fresh ``Retry`` per attempt through ``new()``, so the callback is carried
@@ -153,6 +160,7 @@ class OrdergrooveClient(SessionClient):
         backoff_factor: float = 0.5,
         backoff_max: float = 30,
         backoff_jitter: float = 1.0,
+        max_retry_after: int = DEFAULT_MAX_RETRY_AFTER,
         zone: str = DEFAULT_ZONE,
         session: requests.Session | None = None,
     ) -> None:
@@ -183,6 +191,7 @@ class OrdergrooveClient(SessionClient):
             backoff_max=backoff_max,
             backoff_jitter=backoff_jitter,
             respect_retry_after_header=True,
+            retry_after_max=max_retry_after,
             # Hand back the last retryable response so the error can name status and attempts.
             raise_on_status=False,
             raise_on_redirect=False,
