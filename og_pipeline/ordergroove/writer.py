@@ -28,7 +28,7 @@ from typing import Any, Self
 import orjson
 import psycopg
 
-from og_pipeline.db.connection import connect
+from og_pipeline.db.connection import connect, describe_error
 from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
 from og_pipeline.ordergroove.records import ParseContext
 
@@ -193,7 +193,7 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
             _analyze_if_grown(conn, "og.dirty_contacts", sum(inserted.values()))
         results.put(("done",))
     except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
-        results.put(("error", f"{type(exc).__name__}: {str(exc).strip()}"))
+        results.put(("error", describe_error(exc)))
 
 
 def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> None:

@@ -68,3 +68,18 @@ def test_text_the_fast_serialiser_refuses_is_set_aside_not_a_crash(db_url: str) 
     with connect(db_url) as conn:
         assert conn.execute("SELECT public_id FROM og.subscriptions").fetchall() == [("s2",)]
         assert conn.execute("SELECT record_id FROM og.rejected_records").fetchall() == [("s1",)]
+
+
+def test_a_database_error_reaches_the_sync_without_the_row_it_quotes(db_url: str) -> None:
+    # A trigger raising with a DETAIL that quotes the row, as Postgres' own errors do.
+    with connect(db_url) as conn:
+        conn.execute("""
+            CREATE FUNCTION og.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by test' USING DETAIL = 'Failing row contains (' || NEW.record::text || ')';
+            END $$""")
+        conn.execute("CREATE TRIGGER test_refuse BEFORE INSERT ON og.subscriptions "
+                     "FOR EACH ROW EXECUTE FUNCTION og.test_refuse()")
+    with pytest.raises(WriterError) as failure, BatchWriter(db_url, "America/Chicago") as writer:
+        writer.submit("subscriptions", [_subscription(1) | {"email": "secret.person@example.com"}], READ_AT)
+    assert "refused by test" in str(failure.value)
+    assert "example.com" not in str(failure.value) and "Failing row" not in str(failure.value)
