@@ -2,8 +2,11 @@
 
 ``POST /webhooks/ordergroove`` answers as the design's endpoint table says:
 
+    no or malformed signature header                      401 before the body is read
     body over the limit                                   413, nothing stored
-    missing or wrong signature (or older than max age)    401, nothing stored
+    body not sent within the body timeout                 408, nothing stored
+    more requests in flight than the limit                503 at once (Ordergroove retries)
+    wrong signature (or older than max age)               401, nothing stored
     authentic, stored (or already stored: a duplicate)    200, after the row is committed
     authentic but not JSON / no id / no type              200, after storing it as invalid
     database unavailable                                  503, so that Ordergroove retries
@@ -16,6 +19,11 @@ no threadpool hop sits on the hot path. Connections are in autocommit mode, so t
 INSERT is committed (durably, with the server's ``synchronous_commit``) by the time its answer
 arrives: one round trip per event. Every wait on the database is bounded (``db_timeout``, 2 s by
 default) so that a dead database costs a fast 503, well inside Ordergroove's 5-second timeout.
+
+Hostile or broken clients cannot hold the receiver: a request without a well-formed signature
+header is refused before its body is read, a body must arrive within ``body_timeout`` (10 s by
+default; Ordergroove itself gives up after 5), and at most ``max_in_flight`` requests are
+served at once per process; beyond that the answer is an immediate 503.
 
 One log line per request: status, outcome, event type and id, duration. Never the body, an
 e-mail, a key or a signature: the reason for a refusal is our own fixed wording.
@@ -44,7 +52,7 @@ from starlette.routing import Route
 
 from og_pipeline.db.urls import for_psycopg
 from og_pipeline.webhooks import staging
-from og_pipeline.webhooks.signature import SIGNATURE_HEADER, verify
+from og_pipeline.webhooks.signature import SIGNATURE_HEADER, Failure, parse_header, verify
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,11 @@ HEALTH_PATH = "/healthz"
 
 # Ordergroove gives up on a delivery after 5 s; everything we wait on must end well before.
 DEFAULT_DB_TIMEOUT = 2.0
+# A body still arriving after this long is a slow client holding a slot, not Ordergroove.
+DEFAULT_BODY_TIMEOUT = 10.0
+# Requests served at once per process: enough for Ordergroove's bursts, too few for a slow-client
+# flood to exhaust memory (each may hold up to max_body_bytes) or the database pool's queue.
+DEFAULT_MAX_IN_FLIGHT = 256
 # After a failed connection attempt the pool retries with a growing delay; a short give-up time
 # keeps that delay small, so the receiver is serving again a few seconds after Postgres is back.
 POOL_RECONNECT_TIMEOUT = 5.0
@@ -188,6 +201,8 @@ def create_app(
     max_body_bytes: int,
     max_age_seconds: int | None = None,
     db_timeout: float = DEFAULT_DB_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     pool_min_size: int = 2,
     pool_max_size: int = 16,
 ) -> Starlette:
@@ -198,17 +213,41 @@ def create_app(
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
     db = _Database(database_url, db_timeout, pool_min_size, pool_max_size)
+    # One event loop per process: a plain counter is safe between awaits.
+    in_flight = 0
+    # Connection: close wherever the rest of the body is left unread on the socket.
+    close = {"Connection": "close"}
 
     async def receive(request: Request) -> JSONResponse:
+        nonlocal in_flight
         started = time.perf_counter()
+        if in_flight >= max_in_flight:
+            return _answer(request, started, 503, "busy", reason=f"{max_in_flight} requests in flight",
+                           headers={"Retry-After": "5", **close})
+        in_flight += 1
         try:
-            body = await _read_body(request, max_body_bytes)
+            return await _receive(request, started)
+        finally:
+            in_flight -= 1
+
+    async def _receive(request: Request, started: float) -> JSONResponse:
+        # The header alone can be refused before any of the body is read.
+        header = request.headers.get(SIGNATURE_HEADER)
+        if header is None or not header.strip() or parse_header(header) is None:
+            failure = Failure.MISSING if header is None or not header.strip() else Failure.MALFORMED
+            return _answer(request, started, 401, "invalid signature", reason=failure.value,
+                           headers=close)
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await _read_body(request, max_body_bytes)
         except _TooLarge:
-            # Connection: close, since the rest of the body is left unread on the socket.
             return _answer(
                 request, started, 413, "body too large",
-                reason=f"over {max_body_bytes} bytes", headers={"Connection": "close"},
+                reason=f"over {max_body_bytes} bytes", headers=close,
             )
+        except TimeoutError:
+            return _answer(request, started, 408, "body timeout",
+                           reason=f"body not received within {body_timeout:g} s", headers=close)
         check = verify(
             request.headers.get(SIGNATURE_HEADER), body, keys, max_age_seconds=max_age_seconds
         )

@@ -72,12 +72,14 @@ def start_receiver(db_url: str) -> Iterator[Callable[..., Receiver]]:
         database_url: str | None = None,
         max_body_bytes: int = 1024 * 1024,
         max_age_seconds: int | None = None,
+        **options: Any,
     ) -> Receiver:
         app = create_app(
             database_url or db_url,
             list(keys),
             max_body_bytes=max_body_bytes,
             max_age_seconds=max_age_seconds,
+            **options,
         )
         pair = _serve(app)
         running.append(pair)
