@@ -160,18 +160,28 @@ def instants(value: object, zone: str, fetched_at: datetime | None = None) -> In
             raise ValueError("is not a unix time between 1970 and 9999")
         exact = datetime.fromtimestamp(value, tz=UTC).isoformat()
         return Instants(exact, exact)
+    moment = _rest_stamp(value, zone)
+    if moment is None:
+        return _instants_general(value.strip(), zone, fetched_at)
+    if moment.earliest != moment.latest and fetched_at is not None and \
+            datetime.fromisoformat(moment.latest) > fetched_at:
+        return Instants(moment.earliest, moment.earliest)  # the later reading is after the read
+    return moment
+
+
+@functools.lru_cache(maxsize=65_536)
+def _rest_stamp(value: str, zone: str) -> Instants | None:
+    """The REST form "YYYY-MM-DD HH:MM:SS" read without its cap (None for any other form). A
+    backfill reads hundreds of thousands of stamps, often the same second several times (a new
+    record's `created` and `updated`), and offsets are looked up once per local minute."""
     text = value.strip()
-    # The REST form "YYYY-MM-DD HH:MM:SS": a backfill reads hundreds of thousands of them, so
-    # the zone's offsets are looked up once per local minute.
-    if len(text) == 19 and text[10] in " T" and text[16] == ":" and text[17:].isdigit():
-        offsets = _minute_offsets(text[:16], zone)
-        if offsets is not None:
-            stamp = f"{text[:10]}T{text[11:]}"
-            earliest, latest = (f"{stamp}{offset}" for offset in offsets)
-            if earliest != latest and fetched_at is not None and datetime.fromisoformat(latest) > fetched_at:
-                latest = earliest  # the later reading would be after we read the record
-            return Instants(earliest, latest)
-    return _instants_general(text, zone, fetched_at)
+    if not (len(text) == 19 and text[10] in " T" and text[16] == ":" and text[17:].isdigit()):
+        return None
+    offsets = _minute_offsets(text[:16], zone)
+    if offsets is None:
+        return None
+    stamp = f"{text[:10]}T{text[11:]}"
+    return Instants(f"{stamp}{offsets[0]}", f"{stamp}{offsets[1]}")
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -30,7 +30,7 @@ import psycopg
 
 from og_pipeline.db.connection import connect, describe_error
 from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
-from og_pipeline.ordergroove.records import ParseContext
+from og_pipeline.ordergroove.records import ParseContext, storable_batch
 
 QUEUE_BATCHES = 2  # batches waiting for the writer: the walk runs ahead by ~3,000 records at most
 _POLL = 0.5  # seconds between checks that the writer is still alive while waiting on it
@@ -184,7 +184,8 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
                 records = orjson.loads(payload) if isinstance(payload, bytes) else payload
-                context = ParseContext(zone, datetime.fromtimestamp(fetched_at, tz=UTC))
+                context = ParseContext(zone, datetime.fromtimestamp(fetched_at, tz=UTC),
+                                       storable=isinstance(payload, bytes) and storable_batch(payload))
                 counts = store(conn, resource, records, context)
                 conn.commit()
                 inserted[resource] = inserted.get(resource, 0) + counts.inserted

@@ -61,10 +61,12 @@ def test_a_bad_record_is_set_aside_and_the_rest_of_its_batch_written(db_url: str
             ("s2", 'live: must be a boolean or "True"/"False", not str')]
 
 
-def test_text_the_fast_serialiser_refuses_is_set_aside_not_a_crash(db_url: str) -> None:
-    # A lone surrogate: valid in JSON text (json.loads takes it), refused by orjson and Postgres.
+@pytest.mark.parametrize("text", ["\ud800", "a\x00b"], ids=["lone-surrogate", "nul"])
+def test_text_postgres_cannot_store_is_set_aside_not_a_crash(db_url: str, text: str) -> None:
+    # A lone surrogate is valid in JSON text (json.loads takes it) but refused by orjson and
+    # Postgres; a NUL passes orjson and is refused by Postgres' jsonb.
     with BatchWriter(db_url, "America/Chicago") as writer:
-        writer.submit("subscriptions", [_subscription(1) | {"offer": "\ud800"}, _subscription(2)], READ_AT)
+        writer.submit("subscriptions", [_subscription(1) | {"offer": text}, _subscription(2)], READ_AT)
     with connect(db_url) as conn:
         assert conn.execute("SELECT public_id FROM og.subscriptions").fetchall() == [("s2",)]
         assert conn.execute("SELECT record_id FROM og.rejected_records").fetchall() == [("s1",)]
