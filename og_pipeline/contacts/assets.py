@@ -5,6 +5,7 @@ the contacts whose raw records changed. Its checks are blocking: a failure stops
 """
 
 import dagster as dg
+from pydantic import Field
 
 from og_pipeline.contacts.stats import (
     INTEGRITY_QUERIES,
@@ -21,10 +22,13 @@ MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
 
 
 class StatsConfig(dg.Config):
-    max_active_drop_share: float = 0.2
-    """Largest share of contacts active in Ometria that may turn inactive in one run."""
-    mass_drop_min_contacts: int = 50
-    """Below this many active contacts in Ometria, the mass-drop check does not apply."""
+    # Descriptions through Field: a docstring under a field never reaches Dagster's UI.
+    max_active_drop_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="Largest share of contacts active in Ometria that may turn inactive in one run.")
+    mass_drop_min_contacts: int = Field(
+        default=50, ge=0,
+        description="Below this many active contacts in Ometria, the mass-drop check does not apply.")
 
 
 @dg.asset(
