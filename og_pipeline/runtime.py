@@ -1,10 +1,12 @@
 """Where og-pipeline's state lives and how its processes find it.
 
-One Postgres server holds two databases: og-pipeline's (``og_pipeline`` on the embedded server;
-raw, staging, derived and push tables) and ``og_dagster`` (Dagster's runs, event logs, schedules),
-unless ``OG_DAGSTER_DATABASE_URL`` names another. With ``OG_DATABASE_URL`` unset, that
-server is the embedded one, with its data in ``<project>/.og/postgres``; with it set, its server
-is used and nothing is started. Every child process (Dagster webserver, daemon, run workers, the
+One Postgres server holds two databases: og-pipeline's (raw, staging, derived and push tables)
+and Dagster's (runs, event logs, schedules, pool slots), unless ``OG_DAGSTER_DATABASE_URL`` names
+another. With ``OG_DATABASE_URL`` set, its server is used, nothing is started, and Dagster's
+database is ``<its database>_dagster``: one per deployment, so deployments sharing a server never
+share runs or pool slots. With it unset, the server is the embedded one, with its data in
+``<project>/.og/postgres`` and the databases ``og_pipeline`` and ``og_dagster`` (that server
+belongs to one checkout, and the names are the ones earlier versions created there). Every child process (Dagster webserver, daemon, run workers, the
 sandbox, the webhook receiver) gets the resolved URLs in its environment.
 """
 
@@ -18,11 +20,11 @@ from typing import Self
 from og_pipeline.db.connection import ensure_database
 from og_pipeline.db.embedded import EmbeddedPostgres
 from og_pipeline.db.migrate import migrate
-from og_pipeline.db.urls import for_dagster, with_database
+from og_pipeline.db.urls import dagster_database_url, database_name, for_dagster, with_database
 from og_pipeline.settings import ConfigError, Settings
 
 OG_DATABASE = "og_pipeline"
-DAGSTER_DATABASE = "og_dagster"
+DAGSTER_DATABASE = "og_dagster"  # on the embedded server only (see the module's docstring)
 
 
 def project_root() -> Path:
@@ -77,8 +79,9 @@ def open_databases(settings: Settings, state: Path) -> Databases:
             dagster_url = settings.dagster_database_url
         else:
             # Same server, a database of Dagster's own next to ours.
-            dagster_url = with_database(og_url, DAGSTER_DATABASE)
-            ensure_database(og_url, DAGSTER_DATABASE)
+            dagster_url = (with_database(og_url, DAGSTER_DATABASE) if embedded is not None
+                           else dagster_database_url(og_url))
+            ensure_database(og_url, database_name(dagster_url))
         migrate(og_url)
     except Exception:
         if embedded is not None:
