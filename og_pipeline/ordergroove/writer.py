@@ -20,6 +20,7 @@ own, is not safe. Spawn re-imports the caller's main script, so a script that sy
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,7 +64,7 @@ class BatchWriter:
         self._batches: Any = context.Queue(maxsize=QUEUE_BATCHES)
         self._results: Any = context.Queue()
         self._process = context.Process(
-            target=_serve, args=(database_url, zone, self._batches, self._results),
+            target=_serve, args=(database_url, zone, self._batches, self._results, os.getpid()),
             name="og-sync-writer", daemon=True,
         )
         self._finished = False
@@ -167,7 +168,22 @@ class BatchWriter:
             raise WriterError(f"the sync's writer process exited unexpectedly (exit code {self._process.exitcode})")
 
 
-def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
+class _Orphaned(Exception):
+    """The sync that started this writer is gone (killed: a daemon child is not, then)."""
+
+
+def _next(batches: Any, parent: int) -> Any:
+    # A SIGKILLed or OOM-killed sync cannot stop its writer, which would wait on the queue for
+    # ever, holding a database connection: so the wait looks for its parent now and then.
+    while True:
+        try:
+            return batches.get(timeout=_POLL)
+        except queue.Empty:
+            if os.getppid() != parent:
+                raise _Orphaned from None
+
+
+def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int) -> None:
     """The writer process: one connection, batches in order, a commit per batch."""
     try:
         with connect(database_url) as conn:
@@ -178,7 +194,7 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
             conn.commit()
             results.put(("ready",))
             inserted: dict[str, int] = {}
-            while (item := batches.get()) is not None:
+            while (item := _next(batches, parent)) is not None:
                 action, resource, payload, fetched_at = item
                 if action == "end":
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
@@ -193,6 +209,8 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any) -> None:
                              counts.rejected))
             _analyze_if_grown(conn, "og.dirty_contacts", sum(inserted.values()))
         results.put(("done",))
+    except _Orphaned:
+        results.cancel_join_thread()  # nobody reads the results any more; the rollback is the point
     except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
         results.put(("error", describe_error(exc)))
 

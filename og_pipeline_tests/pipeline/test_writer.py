@@ -85,3 +85,46 @@ def test_a_database_error_reaches_the_sync_without_the_row_it_quotes(db_url: str
         writer.submit("subscriptions", [_subscription(1) | {"email": "secret.person@example.com"}], READ_AT)
     assert "refused by test" in str(failure.value)
     assert "example.com" not in str(failure.value) and "Failing row" not in str(failure.value)
+
+
+_ORPHAN_SCRIPT = """
+import sys, threading
+from og_pipeline.ordergroove.writer import BatchWriter
+if __name__ == "__main__":
+    with BatchWriter(sys.argv[1], "America/Chicago") as writer:
+        print(writer.pid, flush=True)
+        threading.Event().wait()  # until killed
+"""
+
+
+def test_a_writer_whose_sync_was_killed_exits_instead_of_waiting_for_ever(db_url: str, tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "sync_then_killed.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    sync = subprocess.Popen([sys.executable, str(script), db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        writer_pid = int(sync.stdout.readline())
+        sync.kill()  # as an OOM kill would: no chance to stop the writer
+        sync.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(writer_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for the exit, with a deadline
+        assert not _alive(writer_pid), "the writer outlived its sync"
+    finally:
+        sync.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie awaiting its reaper (init) has exited all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
