@@ -65,6 +65,7 @@ def ometria_contact_fields(
     pool=OMETRIA_POOL,
     kinds={"postgres"},
     tags={"destination": "ometria"},
+    check_specs=[dg.AssetCheckSpec("no_expired_or_failed_custom_events", asset="ometria_custom_events")],
 )
 def ometria_custom_events(
     context: dg.AssetExecutionContext,
@@ -78,11 +79,30 @@ def ometria_custom_events(
     Sent once per Ordergroove webhook event, with the Ometria id derived from the Ordergroove
     event id, so a duplicate delivery or a crash between sending and recording can never start
     a campaign twice. Sent after the contact's fields, so a campaign sees the current status.
+    An event that cannot be built is recorded failed, one not sent within the send window
+    expired (og.ometria_events); both are counted here and warned of by the check.
     """
     with ometria.client() as client, ordergroove.client() as og, postgres.connection() as conn:
         lookups = Lookups(conn, fetch_customer=og.get_customer, fetch_product=og.get_product)
         report = send_due_events(conn, client, lookups, run_id=context.run.run_id)
         stats = client.stats
-    context.log.info("sent %d custom events (%d rejected)", report.accepted, report.rejected)
-    return dg.MaterializeResult(metadata={**report.as_metadata(), "requests": stats.requests,
-                                          "retries": stats.retries})
+    context.log.info("sent %d custom events (%d rejected, %d failed, %d expired)",
+                     report.accepted, report.rejected, report.failed, report.expired)
+    if report.failed or report.expired:
+        context.log.warning("%d custom events could not be built and %d expired unsent; "
+                            "see og.ometria_events (outcome, last_error)", report.failed, report.expired)
+    return dg.MaterializeResult(
+        metadata={**report.as_metadata(), "requests": stats.requests, "retries": stats.retries},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_expired_or_failed_custom_events",
+                passed=not (report.failed or report.expired),
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failed": report.failed, "expired": report.expired},
+                # Per run: each such event is counted once, when it is marked; the rows stay.
+                description="Custom events marked in this run: failed (could not be built; deleting its "
+                "og.ometria_events row within the send window retries it) or expired (not sent within "
+                "the send window, so never sent).",
+            )
+        ],
+    )

@@ -5,6 +5,11 @@
       -> OmetriaClient.push in batches of at most 100
       -> og.ometria_events (outcome) + og.ometria_push_audit
 
+Each event is built in a savepoint of its own: one that cannot be built (or would not encode as
+Ometria takes it) is recorded `failed` with its reason and the others go on. A processed event
+not sent within the send window is recorded `expired`. Every due event thus ends with a row in
+og.ometria_events, so an oldest-first batch never meets the same poison event twice.
+
 E-mail, product and order-line details come from the event's snapshot, else the raw tables, else
 the Ordergroove REST API (each looked up once per run). Only live webhooks produce events; the
 REST sync and its backfills never do.
@@ -12,6 +17,7 @@ REST sync and its backfills never do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,8 +27,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from og_pipeline.ometria.client import OmetriaClient
-from og_pipeline.webhooks.apply import created_at, snapshot_of
+from og_pipeline.http_common import APIError
+from og_pipeline.ometria.client import MAX_RECORD_BYTES, OmetriaClient
+from og_pipeline.webhooks.apply import EventError, created_at, snapshot_of
+from og_pipeline.webhooks.batches import safe_reason
 
 SUBSCRIPTION_EVENT = "Ordergroove_subscription_event"
 ORDER_REMINDER = "Ordergroove_order_reminder"
@@ -82,7 +90,7 @@ class Lookups:
 def _frequency(sub: Record) -> str | None:
     try:
         every, period = int(sub["every"]), _PERIODS[int(sub["every_period"])]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: `every` of 1e400 (inf)
         days = sub.get("frequency_days")
         return f"every {days} days" if days else None
     return f"every {every} {period}{'s' if every != 1 else ''}"
@@ -95,12 +103,18 @@ def _whole(value: Any) -> int | None:
         return None
 
 
+def _mapping(value: Any) -> Record:
+    # Any JSON value may stand where an object belongs (a list for the customer, say).
+    return value if isinstance(value, dict) else {}
+
+
 def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookups) -> Record:
     """The Ometria custom_event record for one Ordergroove webhook event."""
-    obj = (payload.get("data") or {}).get("object") or {}
+    obj = _mapping(_mapping(payload.get("data")).get("object"))
     snapshot = snapshot_of(payload)
-    customer_id = str(obj.get("customer") or (snapshot.get("customer") or {}).get("merchant_user_id") or "")
-    snapshot_email = (snapshot.get("customer") or {}).get("email")
+    customer = _mapping(snapshot.get("customer"))
+    customer_id = str(obj.get("customer") or customer.get("merchant_user_id") or "")
+    snapshot_email = customer.get("email") if isinstance(customer.get("email"), str) else None
     snapshot_products = {str(p.get("external_product_id")): p for p in snapshot.get("products") or []
                          if isinstance(p, dict)}
     if event_type in SUBSCRIPTION_CHANGES:
@@ -136,16 +150,29 @@ def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookup
     }
 
 
+def _check_encodable(record: Record) -> None:
+    """Raise what the push would raise for this record alone, so it fails alone: the client
+    refuses a whole batch holding one record over Ometria's size limit, and a non-finite number
+    (a snapshot value of 1e400) would make the whole body invalid JSON."""
+    size = len(json.dumps(record, separators=(",", ":"), allow_nan=False).encode())
+    if size > MAX_RECORD_BYTES:
+        # EventError: our own wording, which safe_reason keeps (it has a size, no contents).
+        raise EventError(f"the custom event is {size} bytes, over Ometria's {MAX_RECORD_BYTES}")
+
+
 @dataclass
 class EventsReport:
     due: int = 0
     accepted: int = 0
     rejected: int = 0
+    failed: int = 0
+    expired: int = 0
     without_email: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int]:
         return {"events_due": self.due, "events_accepted": self.accepted, "events_rejected": self.rejected,
+                "events_failed": self.failed, "events_expired": self.expired,
                 "events_without_email": self.without_email,
                 **{f"sent_{name}": count for name, count in self.by_type.items()}}
 
@@ -153,6 +180,9 @@ class EventsReport:
 # Only recently processed events: the index keeps the look-up small as the table grows, and an
 # event that could not reach Ometria for days would start a stale campaign anyway.
 SEND_WINDOW = "3 days"
+# Expiry looks this far behind the window: a range of the processed index rather than every
+# processed event ever. An event is missed only if no custom-events step ran for that long.
+EXPIRY_LOOKBACK = "30 days"
 
 _DUE = f"""
 SELECT e.event_id, e.event_type, e.payload FROM og.webhook_events e
@@ -171,6 +201,25 @@ VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, %(customer_id)s, %(propert
 ON CONFLICT (event_id) DO NOTHING
 """
 
+_NOT_SENT = """
+INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome, last_error)
+VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, '{}', %(outcome)s, %(error)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_EXPIRE = f"""
+INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome, last_error)
+SELECT 'og-' || e.event_id, e.event_id,
+       CASE WHEN e.event_type = 'order.reminder' THEN %(reminder)s ELSE %(subscription)s END,
+       '{{}}', 'expired', 'not sent within {SEND_WINDOW} of processing'
+FROM og.webhook_events e
+WHERE e.status = 'processed' AND e.event_type = ANY(%(types)s)
+  AND e.processed_at <= now() - interval '{SEND_WINDOW}'
+  AND e.processed_at > now() - interval '{SEND_WINDOW}' - interval '{EXPIRY_LOOKBACK}'
+  AND NOT EXISTS (SELECT 1 FROM og.ometria_events o WHERE o.event_id = 'og-' || e.event_id)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
 _AUDIT = """
 INSERT INTO og.ometria_push_audit (record_type, record_id, customer_id, fields, request_id, outcome, run_id)
 VALUES ('custom_event', %(id)s, %(customer_id)s, %(properties)s, %(request_id)s, %(outcome)s, %(run_id)s)
@@ -179,18 +228,31 @@ VALUES ('custom_event', %(id)s, %(customer_id)s, %(properties)s, %(request_id)s,
 
 def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups, *,
                     run_id: str | None = None) -> EventsReport:
-    """Send every processed, mapped webhook event that has no Ometria outcome yet."""
+    """Send every processed, mapped webhook event that has no Ometria outcome yet; mark those
+    past the send window expired, and those that cannot be built failed."""
     report = EventsReport()
+    report.expired = conn.execute(_EXPIRE, {"types": list(MAPPED_TYPES), "reminder": ORDER_REMINDER,
+                                            "subscription": SUBSCRIPTION_EVENT}).rowcount
+    conn.commit()
     while True:
         rows = conn.execute(_DUE, {"types": list(MAPPED_TYPES), "limit": client.max_batch}).fetchall()
         if not rows:
             break
         report.due += len(rows)
-        records = [build_event(event_id, event_type, payload, lookups) for event_id, event_type, payload in rows]
-        results = client.push_batch(records)
+        built: list[tuple[str, Record]] = []
+        for event_id, event_type, payload in rows:
+            record = _build_alone(conn, event_id, event_type, payload, lookups)
+            if record is None:
+                report.failed += 1
+            else:
+                built.append((event_id, record))
+        if not built:
+            conn.commit()  # the failed rows: the next batch starts past them
+            continue
+        results = client.push_batch([record for _, record in built])
         outcomes = {rid: ("rejected" if r.rejected else "accepted", r.request_id) for rid, r in results.items()}
         params = []
-        for (event_id, _, _), record in zip(rows, records, strict=True):
+        for event_id, record in built:
             outcome, request_id = outcomes[record["id"]]
             params.append({"id": record["id"], "webhook_event_id": event_id, "event_type": record["event_type"],
                            "customer_id": record["identity_account_id"], "properties": Jsonb(record["properties"]),
@@ -207,3 +269,22 @@ def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lo
             cur.executemany(_AUDIT, params)
         conn.commit()
     return report
+
+
+def _build_alone(conn: psycopg.Connection, event_id: str, event_type: str, payload: Record,
+                 lookups: Lookups) -> Record | None:
+    """The event's record, or None once it is recorded failed with a reason that quotes none
+    of its contents. A failing database connection or API (Ordergroove's, for a look-up) is
+    no fault of the event: that still fails the run, and the event is built again next run."""
+    try:
+        with conn.transaction():  # a savepoint: a look-up that failed in SQL leaves the batch usable
+            record = build_event(event_id, event_type, payload, lookups)
+            _check_encodable(record)
+        return record
+    except (psycopg.OperationalError, psycopg.InterfaceError, APIError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever one event raises is that event's alone
+        name = ORDER_REMINDER if event_type == "order.reminder" else SUBSCRIPTION_EVENT
+        conn.execute(_NOT_SENT, {"id": f"og-{event_id}", "webhook_event_id": event_id, "event_type": name,
+                                 "outcome": "failed", "error": safe_reason(exc)})
+        return None

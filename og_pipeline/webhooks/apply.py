@@ -40,15 +40,21 @@ class Applied:
         self.counts.setdefault(resource, UpsertCounts()).add(counts)
 
 
+def _data(payload: Record) -> Record:
+    # Any JSON value can stand where Ordergroove puts an object: read only a real one.
+    data = payload.get("data")
+    return data if isinstance(data, dict) else {}
+
+
 def object_of(payload: Record) -> Record:
-    obj = (payload.get("data") or {}).get("object")
+    obj = _data(payload).get("object")
     if not isinstance(obj, dict):
         raise EventError("event has no data.object")
     return obj
 
 
 def snapshot_of(payload: Record) -> Record:
-    snapshot = payload.get("snapshot") or (payload.get("data") or {}).get("snapshot") or {}
+    snapshot = payload.get("snapshot") or _data(payload).get("snapshot") or {}
     return snapshot if isinstance(snapshot, dict) else {}
 
 
@@ -63,9 +69,12 @@ def resource_of(event_type: str, obj: Record) -> str | None:
 
 def created_at(payload: Record) -> datetime | None:
     created = payload.get("created")
-    if isinstance(created, (int, float)):
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        return None
+    try:
         return datetime.fromtimestamp(created, tz=UTC)
-    return None
+    except (OverflowError, OSError, ValueError):
+        return None  # NaN, infinite or past year 9999: as if absent, as the receiver stores it
 
 
 def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Record]]]:

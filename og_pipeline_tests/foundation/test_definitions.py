@@ -67,3 +67,15 @@ def test_instance_stores_runs_and_events_in_postgres(pg_server_url: str, tmp_pat
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+
+
+def test_every_run_config_field_shows_its_description_in_the_ui() -> None:
+    import og_pipeline.contacts.assets
+    import og_pipeline.webhooks.assets  # noqa: F401
+
+    configs = dg.Config.__subclasses__()
+    assert configs
+    for config in configs:
+        fields = config.to_config_schema().as_field().config_type.fields
+        missing = [name for name, field in fields.items() if not field.description]
+        assert not missing, f"{config.__name__}: {missing} have no description in the UI"
