@@ -76,33 +76,38 @@ def ometria_custom_events(
     """Ometria custom events that start automated campaigns: Ordergroove_subscription_event
     (subscription created or cancelled) and Ordergroove_order_reminder (upcoming order).
 
-    Sent once per Ordergroove webhook event, with the Ometria id derived from the Ordergroove
-    event id, so a duplicate delivery or a crash between sending and recording can never start
-    a campaign twice. Sent after the contact's fields, so a campaign sees the current status.
-    An event that cannot be built is recorded failed, one not sent within the send window
-    expired (og.ometria_events); both are counted here and warned of by the check.
+    Sent at most once per Ordergroove webhook event (id og-<event id>): each batch is recorded
+    as sending before its push, so neither a duplicate delivery nor a crash between sending and
+    recording can start a campaign twice, and one sender runs at a time. Sent after the
+    contact's fields, so a campaign sees the current status. An event that cannot be built is
+    recorded failed, one not sent within the send window expired, one Ometria may or may not
+    have (a crash mid-send, a batch it refused in part) unconfirmed (og.ometria_events); all
+    are counted here and warned of by the check.
     """
     with ometria.client() as client, ordergroove.client() as og, postgres.connection() as conn:
         lookups = Lookups(conn, fetch_customer=og.get_customer, fetch_product=og.get_product)
         report = send_due_events(conn, client, lookups, run_id=context.run.run_id)
         stats = client.stats
-    context.log.info("sent %d custom events (%d rejected, %d failed, %d expired)",
-                     report.accepted, report.rejected, report.failed, report.expired)
-    if report.failed or report.expired:
-        context.log.warning("%d custom events could not be built and %d expired unsent; "
-                            "see og.ometria_events (outcome, last_error)", report.failed, report.expired)
+    context.log.info("sent %d custom events (%d rejected, %d unconfirmed, %d failed, %d expired)",
+                     report.accepted, report.rejected, report.unconfirmed, report.failed, report.expired)
+    if report.failed or report.expired or report.unconfirmed:
+        context.log.warning("%d custom events could not be built, %d expired unsent and %d are unconfirmed; "
+                            "see og.ometria_events (outcome, last_error)", report.failed, report.expired,
+                            report.unconfirmed)
     return dg.MaterializeResult(
         metadata={**report.as_metadata(), "requests": stats.requests, "retries": stats.retries},
         check_results=[
             dg.AssetCheckResult(
                 check_name="no_expired_or_failed_custom_events",
-                passed=not (report.failed or report.expired),
+                passed=not (report.failed or report.expired or report.unconfirmed),
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"failed": report.failed, "expired": report.expired},
+                metadata={"failed": report.failed, "expired": report.expired,
+                          "unconfirmed": report.unconfirmed},
                 # Per run: each such event is counted once, when it is marked; the rows stay.
                 description="Custom events marked in this run: failed (could not be built; deleting its "
                 "og.ometria_events row within the send window retries it) or expired (not sent within "
-                "the send window, so never sent).",
+                "the send window, so never sent) or unconfirmed (Ometria may have it: a crash between the push and "
+                "its record, or a batch Ometria refused in part; never sent again).",
             )
         ],
     )

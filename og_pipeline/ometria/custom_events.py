@@ -2,8 +2,17 @@
 
     processed webhook events of the mapped types, not yet in og.ometria_events
       -> custom_event records (design's mapping; id og-<Ordergroove event id>)
+      -> og.ometria_events outcome 'sending', committed
       -> OmetriaClient.push in batches of at most 100
-      -> og.ometria_events (outcome) + og.ometria_push_audit
+      -> og.ometria_events outcome (accepted, or unconfirmed) + og.ometria_push_audit
+
+Sent at most once, without relying on Ometria to de-duplicate ids (it does not say it does):
+each batch is recorded 'sending' before its push, so a sender killed between the push and the
+outcome leaves rows that the next sender marks 'unconfirmed' instead of sending them again; a
+push that failed for good (no 2xx) is taken back and sent later. Ometria's answer counts refused
+records without naming them, so a batch with any refusal is recorded unconfirmed as a whole, not
+re-sent record by record (which would send the accepted ones twice). One sender at a time: a
+session advisory lock, whatever the pool's limit.
 
 Each event is built in a savepoint of its own: one that cannot be built (or would not encode as
 Ometria takes it) is recorded `failed` with its reason and the others go on. A processed event
@@ -165,6 +174,7 @@ class EventsReport:
     due: int = 0
     accepted: int = 0
     rejected: int = 0
+    unconfirmed: int = 0
     failed: int = 0
     expired: int = 0
     without_email: int = 0
@@ -172,7 +182,7 @@ class EventsReport:
 
     def as_metadata(self) -> dict[str, int]:
         return {"events_due": self.due, "events_accepted": self.accepted, "events_rejected": self.rejected,
-                "events_failed": self.failed, "events_expired": self.expired,
+                "events_unconfirmed": self.unconfirmed, "events_failed": self.failed, "events_expired": self.expired,
                 "events_without_email": self.without_email,
                 **{f"sent_{name}": count for name, count in self.by_type.items()}}
 
@@ -193,13 +203,27 @@ ORDER BY e.og_created_at NULLS LAST, e.seq
 LIMIT %(limit)s
 """
 
-_RECORD = """
-INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, customer_id, properties,
-    request_id, outcome)
-VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, %(customer_id)s, %(properties)s, %(request_id)s,
-    %(outcome)s)
+_SENDING = """
+INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, customer_id, properties, outcome)
+VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, %(customer_id)s, %(properties)s, 'sending')
 ON CONFLICT (event_id) DO NOTHING
 """
+
+_OUTCOME = """
+UPDATE og.ometria_events SET outcome = %(outcome)s, request_id = %(request_id)s, last_error = %(error)s,
+    sent_at = now()
+WHERE event_id = %(id)s AND outcome = 'sending'
+"""
+
+# Rows a dead sender left 'sending' (the lock is ours, so no live sender owns them).
+_ORPHANED = """
+UPDATE og.ometria_events SET outcome = 'unconfirmed',
+    last_error = 'the sender stopped between the push and its record: Ometria may have it; not sent again'
+WHERE outcome = 'sending'
+"""
+
+# A constant key of og-pipeline's: one custom-events sender at a time per database.
+_SENDER_LOCK = 0x06_0E_C5_E7
 
 _NOT_SENT = """
 INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome, last_error)
@@ -231,6 +255,20 @@ def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lo
     """Send every processed, mapped webhook event that has no Ometria outcome yet; mark those
     past the send window expired, and those that cannot be built failed."""
     report = EventsReport()
+    conn.execute("SELECT pg_advisory_lock(%s)", (_SENDER_LOCK,))  # released at the end or with the session
+    try:
+        _send_due(conn, client, lookups, report, run_id)
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SENDER_LOCK,))
+            conn.commit()
+    return report
+
+
+def _send_due(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups, report: EventsReport,
+              run_id: str | None) -> None:
+    report.unconfirmed = conn.execute(_ORPHANED).rowcount
     report.expired = conn.execute(_EXPIRE, {"types": list(MAPPED_TYPES), "reminder": ORDER_REMINDER,
                                             "subscription": SUBSCRIPTION_EVENT}).rowcount
     conn.commit()
@@ -249,26 +287,40 @@ def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lo
         if not built:
             conn.commit()  # the failed rows: the next batch starts past them
             continue
-        results = client.push_batch([record for _, record in built])
-        outcomes = {rid: ("rejected" if r.rejected else "accepted", r.request_id) for rid, r in results.items()}
-        params = []
-        for event_id, record in built:
-            outcome, request_id = outcomes[record["id"]]
-            params.append({"id": record["id"], "webhook_event_id": event_id, "event_type": record["event_type"],
-                           "customer_id": record["identity_account_id"], "properties": Jsonb(record["properties"]),
-                           "request_id": request_id, "outcome": outcome, "run_id": run_id})
-            if outcome == "accepted":
-                report.accepted += 1
-                report.by_type[record["event_type"]] = report.by_type.get(record["event_type"], 0) + 1
-            else:
-                report.rejected += 1
-            if not record["identity_email"]:
-                report.without_email += 1
+        params = [{"id": record["id"], "webhook_event_id": event_id, "event_type": record["event_type"],
+                   "customer_id": record["identity_account_id"], "properties": Jsonb(record["properties"]),
+                   "run_id": run_id} for event_id, record in built]
         with conn.cursor() as cur:
-            cur.executemany(_RECORD, params)
+            cur.executemany(_SENDING, params)
+        conn.commit()  # before the push: a crash from here on can never send these again
+        try:
+            result = client.push([record for _, record in built])
+        except BaseException:
+            # No 2xx for good (or interrupted before the request left): not accepted, so taken
+            # back and sent by a later run.
+            conn.rollback()
+            conn.execute("DELETE FROM og.ometria_events WHERE event_id = ANY(%s) AND outcome = 'sending'",
+                         ([p["id"] for p in params],))
+            conn.commit()
+            raise
+        if result.rejected:
+            outcome, error = "unconfirmed", (
+                f"Ometria refused {result.rejected} of the {len(built)} events of request "
+                f"{result.request_id} without naming them; not sent again")
+            report.unconfirmed += len(built)
+            report.rejected += result.rejected
+        else:
+            outcome, error = "accepted", None
+            report.accepted += len(built)
+            for _, record in built:
+                report.by_type[record["event_type"]] = report.by_type.get(record["event_type"], 0) + 1
+        report.without_email += sum(1 for _, record in built if not record["identity_email"])
+        for p in params:
+            p.update(outcome=outcome, request_id=result.request_id, error=error)
+        with conn.cursor() as cur:
+            cur.executemany(_OUTCOME, params)
             cur.executemany(_AUDIT, params)
         conn.commit()
-    return report
 
 
 def _build_alone(conn: psycopg.Connection, event_id: str, event_type: str, payload: Record,

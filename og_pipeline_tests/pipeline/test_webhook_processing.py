@@ -84,12 +84,13 @@ def test_reprocessing_and_a_crash_before_recording_never_send_a_second_event_id(
     assert pipeline.process_webhooks().success  # nothing pending: nothing sent
     assert pipeline.sandbox.ometria.snapshot()["event_push_counts"] == {f"og-{envelope['id']}": 1}
 
-    # A crash after Ometria accepted the event but before we recorded it: the next run sends it
-    # again under the same id, which Ometria upserts; no second event exists.
-    pipeline.query_commit("DELETE FROM og.ometria_events")
+    # A crash after Ometria accepted the event but before we recorded it leaves the row as the
+    # sender wrote it before pushing: the next run does not send it again (Ometria's de-duplication
+    # by id is not documented), it marks it unconfirmed.
+    pipeline.query_commit("UPDATE og.ometria_events SET outcome = 'sending', request_id = NULL")
     assert pipeline.process_webhooks().success
-    snapshot = pipeline.sandbox.ometria.snapshot()
-    assert list(snapshot["events"]) == [f"og-{envelope['id']}"]
+    assert pipeline.sandbox.ometria.snapshot()["event_push_counts"] == {f"og-{envelope['id']}": 1}
+    assert pipeline.query("SELECT outcome FROM og.ometria_events") == [("unconfirmed",)]
 
 
 def test_unknown_types_are_kept_and_marked_ignored(pipeline: Pipeline) -> None:
