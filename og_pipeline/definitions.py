@@ -25,6 +25,7 @@ from og_pipeline.ordergroove.schedules import (
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
+from og_pipeline.webhooks.resources import WebhookStagingResource
 from og_pipeline.webhooks.sensors import webhook_events_job, webhook_events_sensor
 
 
@@ -52,6 +53,7 @@ def defs() -> dg.Definitions:
                 overlap_minutes=settings.sync_overlap_minutes,
                 max_rejected_share=settings.sync_max_rejected_share,
             ),
+            "webhook_staging": WebhookStagingResource(retention_days=settings.webhook_retention_days),
             "ometria": OmetriaResource(
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),
                 api_url=settings.ometria_api_url,

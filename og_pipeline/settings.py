@@ -38,6 +38,8 @@ class Settings(BaseModel):
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024, alias="OG_WEBHOOK_MAX_BODY_BYTES")
     # Off by default: Ordergroove's retries may reuse the original `ts` for hours.
     webhook_max_age_seconds: int | None = Field(None, gt=0, alias="OG_WEBHOOK_MAX_AGE_SECONDS")
+    # Processed bodies hold personal data; custom events read them for 3 days.
+    webhook_retention_days: int = Field(30, ge=4, alias="OG_WEBHOOK_RETENTION_DAYS")
     sync_overlap_minutes: int = Field(5, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES")
     # Above this share of a window's records unreadable, the API changed: the push is blocked.
     sync_max_rejected_share: float = Field(0.01, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE")

@@ -21,9 +21,11 @@ from og_pipeline.webhooks.batches import (
     claim_batch,
     mark,
     mark_retry,
+    prune_bodies,
     safe_reason,
     status_counts,
 )
+from og_pipeline.webhooks.resources import WebhookStagingResource
 
 # Event families whose records we apply; any other type is kept and marked ignored.
 APPLIED_FAMILIES = ("subscription.", "subscriber.", "order.", "item.", "customer.")
@@ -92,13 +94,15 @@ def ordergroove_webhook_events(
     config: WebhookBatchConfig,
     postgres: PostgresResource,
     ordergroove: OrdergrooveResource,
+    webhook_staging: WebhookStagingResource,
 ) -> dg.MaterializeResult:
     """Ordergroove webhook events (og.webhook_events), applied to the raw tables as they arrive.
 
     Each event's subscription, order or customer (and its snapshot, if any) is upserted with the
     same newest-wins rule as the hourly sync, so duplicates and out-of-order deliveries end in
     the right state. Events of types we do not act on are kept and marked ignored; an event that
-    keeps failing is marked failed with its reason and can be replayed from the CLI.
+    keeps failing is marked failed with its reason and can be replayed from the CLI. Bodies of
+    events processed more than OG_WEBHOOK_RETENTION_DAYS (30) ago are removed, their ids kept.
     """
     with postgres.connection() as conn:
         batch = config.batch_id or claim_batch(conn, limit=100_000)
@@ -106,6 +110,7 @@ def ordergroove_webhook_events(
         outcome = process_events(conn, events, ordergroove.timezone, max_attempts=config.max_attempts,
                                  log=context.log)
         conn.commit()
+        pruned = prune_bodies(conn, webhook_staging.retention_days)
         totals = status_counts(conn)
     processed, ignored = outcome.processed, outcome.ignored
     problems = totals.get("failed", 0) + totals.get("invalid", 0)
@@ -118,6 +123,7 @@ def ordergroove_webhook_events(
             "events_ignored": len(ignored),
             "events_to_retry": outcome.retry,
             "events_failed_now": outcome.failed,
+            "bodies_pruned": pruned,
             **{f"staged_{status}": count for status, count in sorted(totals.items())},
         },
         check_results=[

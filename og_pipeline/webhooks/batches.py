@@ -143,6 +143,31 @@ def mark_retry(conn: psycopg.Connection, event: StagedEvent, error: str, *, max_
     return "retry"
 
 
+# A batch of rows per statement: pruning a month of events at once would hold their row locks
+# through one long statement.
+_PRUNE = """
+UPDATE og.webhook_events SET body = ''::bytea, payload = NULL
+WHERE seq IN (
+    SELECT seq FROM og.webhook_events
+    WHERE processed_at < now() - make_interval(days => %(days)s)
+      AND status IN ('processed', 'ignored') AND payload IS NOT NULL
+    LIMIT 10000
+)
+"""
+
+
+def prune_bodies(conn: psycopg.Connection, retention_days: int) -> int:
+    """Remove the bodies and payloads (personal data) of events processed or ignored more than
+    ``retention_days`` ago; their ids, types and times stay for de-duplication and the record.
+    Failed and invalid events keep theirs: replay needs them. Commits each batch."""
+    pruned = 0
+    while count := conn.execute(_PRUNE, {"days": retention_days}).rowcount:
+        conn.commit()
+        pruned += count
+    conn.commit()
+    return pruned
+
+
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT status, count(*) FROM og.webhook_events GROUP BY status").fetchall()
     return {status: count for status, count in rows}

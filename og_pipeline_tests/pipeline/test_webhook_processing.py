@@ -179,3 +179,31 @@ def test_item_remove_takes_the_line_out_of_the_next_order_date_and_the_product_s
     pipeline.stage(reminder)
     assert pipeline.process_webhooks().success
     assert _events(pipeline)[f"og-{reminder['id']}"]["properties"]["product_set"] == []
+
+
+def test_processed_bodies_are_pruned_after_the_retention_and_their_ids_still_deduplicate(pipeline: Pipeline) -> None:
+    from og_pipeline.db.connection import connect
+    from og_pipeline.webhooks.staging import store_event
+
+    sender = _sender(pipeline)
+    subs = pipeline.sandbox.merchant.subscription_ids()
+    old, recent, failed = (sender.event_for("subscription.create", subscription_id=s) for s in subs[:3])
+    for envelope in (old, recent, failed):
+        pipeline.stage(envelope)
+    assert pipeline.process_webhooks().success
+    pipeline.query_commit("UPDATE og.webhook_events SET processed_at = now() - interval '31 days' WHERE event_id = %s",
+                          old["id"])
+    pipeline.query_commit("UPDATE og.webhook_events SET status = 'failed', processed_at = now() - interval '31 days' "
+                          "WHERE event_id = %s", failed["id"])
+
+    result = pipeline.process_webhooks()
+
+    assert result.success and metadata(result, "ordergroove_webhook_events")["bodies_pruned"] == 1
+    kept = {event_id: (len(bytes(body)), payload is not None) for event_id, body, payload in pipeline.query(
+        "SELECT event_id, body, payload FROM og.webhook_events")}
+    assert kept[old["id"]] == (0, False)
+    assert kept[recent["id"]][0] > 0 and kept[recent["id"]][1]
+    assert kept[failed["id"]][0] > 0, "a failed event keeps its body for replay"
+    # A late redelivery of the pruned event is still a duplicate.
+    with connect(pipeline.db_url) as conn:
+        assert store_event(conn, json.dumps(old).encode()).duplicate

@@ -1,0 +1,19 @@
+"""Settings of the webhook staging table as a Dagster resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+# Custom events read processed payloads for up to 3 days (ometria.custom_events.SEND_WINDOW).
+MIN_RETENTION_DAYS = 4
+
+
+class WebhookStagingResource(dg.ConfigurableResource):
+    """How long processed webhook bodies (personal data) are kept (OG_WEBHOOK_RETENTION_DAYS)."""
+
+    retention_days: int = Field(
+        default=30, ge=MIN_RETENTION_DAYS,
+        description="Days after processing before a processed or ignored event's body and payload "
+        "are removed; its id stays, so a late redelivery is still recognised as a duplicate.",
+    )
