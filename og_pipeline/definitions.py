@@ -12,21 +12,22 @@ from __future__ import annotations
 import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
-from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
-from og_pipeline.ometria.resources import OmetriaResource
-from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
-from og_pipeline.ordergroove.resources import OrdergrooveResource
-from og_pipeline.ordergroove.schedules import (
+from og_pipeline.jobs import (
     ordergroove_daily_products,
     ordergroove_hourly_sync,
     ordergroove_products_job,
     ordergroove_sync_job,
+    webhook_events_job,
+    webhook_events_sensor,
 )
+from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
+from og_pipeline.ometria.resources import OmetriaResource
+from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
+from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
 from og_pipeline.webhooks.resources import WebhookStagingResource
-from og_pipeline.webhooks.sensors import webhook_events_job, webhook_events_sensor
 
 
 @dg.definitions

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from og_pipeline.db.urls import for_psycopg
+
 ORDERGROOVE_POOL = "ordergroove_api"
 OMETRIA_POOL = "ometria_api"
 POOLS = (ORDERGROOVE_POOL, OMETRIA_POOL)
@@ -69,8 +71,6 @@ def ensure_pools(instance: Any) -> list[str]:
 
 def _postgres_url(instance: Any) -> str | None:
     """The libpq URL of the instance's Dagster database (dagster-postgres storage), else None."""
-    from og_pipeline.db.urls import for_psycopg
-
     url = getattr(instance.event_log_storage, "postgres_url", None)
     return for_psycopg(url) if isinstance(url, str) else None
 

@@ -14,9 +14,7 @@ from og_pipeline.contacts.stats import (
     recompute_dirty,
     summary,
 )
-from og_pipeline.ordergroove.assets import ordergroove_raw_records
 from og_pipeline.resources import PostgresResource
-from og_pipeline.webhooks.assets import ordergroove_webhook_events
 
 MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
 
@@ -33,7 +31,8 @@ class StatsConfig(dg.Config):
 
 @dg.asset(
     group_name="contacts",
-    deps=[ordergroove_raw_records, ordergroove_webhook_events],
+    # Keys, not the asset objects: a folder imports none of its upstream siblings' assets.
+    deps=["ordergroove_raw_records", "ordergroove_webhook_events"],
     kinds={"postgres"},
     check_specs=[
         dg.AssetCheckSpec(name, asset="contact_subscription_stats", blocking=True)

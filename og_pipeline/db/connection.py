@@ -6,7 +6,6 @@ import psycopg
 from psycopg import sql
 
 from og_pipeline.db.urls import for_psycopg, redact
-from og_pipeline.http_common import redact as mask_personal
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -36,14 +35,3 @@ def ensure_database(server_url: str, database: str) -> None:
             # CREATE DATABASE takes no parameters; the identifier is quoted by psycopg.
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
-
-def describe_error(exc: BaseException) -> str:
-    """An exception as a log line without record contents: for a Postgres error its class and
-    primary message, never its DETAIL (``Failing row contains (...)`` quotes the row, e-mail
-    addresses included); e-mail addresses masked in any case."""
-    if isinstance(exc, psycopg.Error):
-        primary = exc.diag.message_primary if exc.diag is not None else None
-        text = primary or (str(exc).strip().splitlines() or [""])[0]
-    else:
-        text = str(exc).strip()
-    return mask_personal(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

@@ -3,19 +3,17 @@
 import dagster as dg
 import pandas as pd
 
-from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.contacts import push_changed_contacts
 from og_pipeline.ometria.custom_events import Lookups, send_due_events
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.pools import OMETRIA_POOL
 from og_pipeline.resources import PostgresResource
-from og_pipeline.webhooks.assets import ordergroove_webhook_events
 
 
 @dg.asset(
     group_name="ometria",
-    deps=[contact_subscription_stats],
+    deps=["contact_subscription_stats"],
     pool=OMETRIA_POOL,
     kinds={"postgres"},
     tags={"destination": "ometria"},
@@ -61,7 +59,7 @@ def ometria_contact_fields(
 
 @dg.asset(
     group_name="ometria",
-    deps=[ordergroove_webhook_events, ometria_contact_fields],
+    deps=["ordergroove_webhook_events", ometria_contact_fields],
     pool=OMETRIA_POOL,
     kinds={"postgres"},
     tags={"destination": "ometria"},

@@ -36,10 +36,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from og_pipeline.envelopes import EventError, created_at, snapshot_of
 from og_pipeline.http_common import APIError
 from og_pipeline.ometria.client import MAX_RECORD_BYTES, OmetriaClient
-from og_pipeline.webhooks.apply import EventError, created_at, snapshot_of
-from og_pipeline.webhooks.batches import safe_reason
+from og_pipeline.reasons import safe_reason
 
 SUBSCRIPTION_EVENT = "Ordergroove_subscription_event"
 ORDER_REMINDER = "Ordergroove_order_reminder"

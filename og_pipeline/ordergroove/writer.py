@@ -29,9 +29,10 @@ from typing import Any, Self
 import orjson
 import psycopg
 
-from og_pipeline.db.connection import connect, describe_error
+from og_pipeline.db.connection import connect
 from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
 from og_pipeline.ordergroove.records import ParseContext, storable_batch
+from og_pipeline.reasons import safe_reason
 
 QUEUE_BATCHES = 2  # batches waiting for the writer: the walk runs ahead by ~3,000 records at most
 _POLL = 0.5  # seconds between checks that the writer is still alive while waiting on it
@@ -212,7 +213,7 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
     except _Orphaned:
         results.cancel_join_thread()  # nobody reads the results any more; the rollback is the point
     except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
-        results.put(("error", describe_error(exc)))
+        results.put(("error", safe_reason(exc)))
 
 
 def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> None:

@@ -13,6 +13,7 @@ import psycopg
 from pydantic import Field
 
 from og_pipeline.ordergroove.resources import OrdergrooveResource
+from og_pipeline.reasons import safe_reason
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.apply import apply_event
 from og_pipeline.webhooks.batches import (
@@ -22,7 +23,6 @@ from og_pipeline.webhooks.batches import (
     mark,
     mark_retry,
     prune_bodies,
-    safe_reason,
     status_counts,
 )
 from og_pipeline.webhooks.resources import WebhookStagingResource

@@ -11,47 +11,18 @@ An event whose processing failed goes back to the pool with an exponential backo
 from __future__ import annotations
 
 import json
-import traceback
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from og_pipeline.http_common import redact
+from og_pipeline.reasons import MAX_REASON
+from og_pipeline.webhooks.staging import PENDING, classify
 
 # A batch whose run never finished (a crashed worker) is claimed again after this long;
 # processing is idempotent, so a rare overlap with a slow run costs a repeat, never a loss.
 STALE_BATCH = "15 minutes"
-
-
-MAX_REASON = 2000
-
-
-def safe_reason(exc: BaseException) -> str:
-    """Why an event was not applied, in words that quote none of its contents.
-
-    Exception texts may quote values (``invalid literal for int(): 'jane@…'``) and psycopg's
-    carry ``DETAIL: Failing row contains (...)``, so only our own EventError wording is kept;
-    a database error gives its SQLSTATE and the schema names involved, anything else its class
-    and where in og_pipeline it was raised. Redacted first, truncated after, so a cut can never
-    leave half an e-mail address that the pattern no longer recognises.
-    """
-    from og_pipeline.webhooks.apply import EventError  # apply imports the loaders; keep this light
-
-    name = type(exc).__name__
-    if isinstance(exc, EventError):
-        text = str(exc)
-    elif isinstance(exc, psycopg.Error):
-        diag = exc.diag
-        names = (("table", diag.table_name), ("column", diag.column_name), ("constraint", diag.constraint_name))
-        text = ", ".join([f"SQLSTATE {exc.sqlstate}", *(f"{kind} {value}" for kind, value in names if value)])
-    else:
-        ours = [f for f in traceback.extract_tb(exc.__traceback__) if "og_pipeline" in Path(f.filename).parts]
-        frame = ours[-1] if ours else None
-        text = f"raised in {frame.name} ({Path(frame.filename).name}:{frame.lineno})" if frame else "raised"
-    return redact(f"{name}: {text}")[:MAX_REASON]
 
 
 @dataclass(frozen=True)
@@ -179,8 +150,6 @@ def replay(conn: psycopg.Connection, *, event_ids: list[str] | None = None) -> t
 
     Returns (failed events queued, invalid events queued).
     """
-    from og_pipeline.webhooks.staging import PENDING, classify
-
     only = " AND event_id = ANY(%(ids)s)" if event_ids else ""
     params: dict[str, Any] = {"ids": event_ids}
     failed = conn.execute(

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from og_pipeline.db.connection import connect
+from og_pipeline.reasons import safe_reason
 from og_pipeline.sandbox import WebhookSender
-from og_pipeline.webhooks.batches import batch_events, claim_batch, safe_reason
+from og_pipeline.webhooks.batches import batch_events, claim_batch
 from og_pipeline.webhooks.staging import store_event
 from og_pipeline_tests.pipeline.conftest import Pipeline, metadata
 

@@ -1,0 +1,103 @@
+"""The jobs of the og_pipeline location, with the schedules and the sensor that start them.
+
+They span the folders (Ordergroove -> contacts -> Ometria, webhooks -> contacts -> Ometria), so
+they live here, above every folder, and no folder imports one downstream of it:
+
+    ordergroove_sync               hourly schedule (minute 5), and every backfill and `sync`
+        ordergroove_raw_records -> contact_subscription_stats -> ometria_contact_fields
+    ordergroove_products_refresh   daily schedule (03:35 UTC)
+    process_webhook_events         webhook sensor, one run per claimed batch of events
+        ordergroove_webhook_events -> contact_subscription_stats -> ometria_contact_fields
+                                   -> ometria_custom_events
+
+The webhook sensor claims committed events into a batch (not a sequence cursor), which is what
+makes late commits safe: an event whose transaction commits after a tick is still pending and
+unclaimed, so the next tick takes it. The run key is the batch id, so a batch never runs twice;
+a batch whose run never finished is re-offered (same key: Dagster skips it if its run exists)
+and, once stale, its events are claimed again.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from og_pipeline.contacts.assets import contact_subscription_stats
+from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
+from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
+from og_pipeline.pools import ensure_pools
+from og_pipeline.resources import PostgresResource
+from og_pipeline.webhooks.assets import ordergroove_webhook_events
+from og_pipeline.webhooks.batches import claim_batch, open_batches
+
+# Raw records for the hour (or a backfill range, as one run), then the stats and the push of
+# whatever changed. The unpartitioned steps run once per run, whatever its range.
+ordergroove_sync_job = dg.define_asset_job(
+    "ordergroove_sync",
+    selection=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
+    description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
+    # The steps run in sequence; one process keeps the run light on a small machine.
+    executor_def=dg.in_process_executor,
+)
+
+# Minute 5: records updated in the last seconds of the hour are committed on Ordergroove's side
+# by then (the next run's overlap catches any straggler anyway).
+ordergroove_hourly_sync = dg.build_schedule_from_partitioned_job(
+    ordergroove_sync_job,
+    minute_of_hour=5,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+# Products change rarely and are read in full: once a day, off the hour's busy minutes.
+ordergroove_products_job = dg.define_asset_job(
+    "ordergroove_products_refresh",
+    selection=[ordergroove_products],
+    description="Refresh the Ordergroove product catalogue (full read).",
+)
+ordergroove_daily_products = dg.ScheduleDefinition(
+    job=ordergroove_products_job,
+    cron_schedule="35 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+BATCH_SIZE = 500
+
+webhook_events_job = dg.define_asset_job(
+    "process_webhook_events",
+    selection=[ordergroove_webhook_events, contact_subscription_stats, ometria_contact_fields,
+               ometria_custom_events],
+    description="Apply a batch of webhook events, update the affected contacts, send custom events.",
+    # One process for the whole batch: the steps run in sequence anyway, and a process per step
+    # would add seconds to every webhook's way to Ometria.
+    executor_def=dg.in_process_executor,
+)
+
+
+def batch_run_request(batch_id: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"webhook-batch-{batch_id}",
+        run_config={"ops": {"ordergroove_webhook_events": {"config": {"batch_id": batch_id}}}},
+        tags={"og-pipeline/webhook-batch": str(batch_id)},
+    )
+
+
+@dg.sensor(
+    job=webhook_events_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts a run for each batch of newly committed Ordergroove webhook events.",
+)
+def webhook_events_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    with postgres.connection() as conn:
+        claimed = claim_batch(conn, limit=BATCH_SIZE)
+        batches = open_batches(conn)
+    if not batches:
+        return dg.SensorResult(skip_reason="no new webhook events")
+    ensure_pools(context.instance)  # before the runs: see og_pipeline.pools
+    if claimed is not None:
+        context.log.info("claimed batch %s", claimed)
+    return dg.SensorResult(
+        run_requests=[batch_run_request(batch) for batch in batches],
+        cursor=str(max(batches)),
+    )
