@@ -13,6 +13,8 @@ import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.jobs import (
+    health_checks_job,
+    health_checks_schedule,
     ordergroove_daily_products,
     ordergroove_hourly_sync,
     ordergroove_products_job,
@@ -21,12 +23,14 @@ from og_pipeline.jobs import (
     webhook_events_sensor,
 )
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
+from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
+from og_pipeline.webhooks.checks import staged_events_in_time_check
 from og_pipeline.webhooks.resources import WebhookStagingResource
 
 
@@ -42,8 +46,9 @@ def defs() -> dg.Definitions:
             ometria_contact_fields,
             ometria_custom_events,
         ],
-        jobs=[ordergroove_sync_job, ordergroove_products_job, webhook_events_job],
-        schedules=[ordergroove_hourly_sync, ordergroove_daily_products],
+        asset_checks=[push_backlog_check, rejected_share_check, staged_events_in_time_check],
+        jobs=[health_checks_job, ordergroove_sync_job, ordergroove_products_job, webhook_events_job],
+        schedules=[health_checks_schedule, ordergroove_hourly_sync, ordergroove_daily_products],
         sensors=[webhook_events_sensor],
         resources={
             "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),

@@ -9,6 +9,9 @@ they live here, above every folder, and no folder imports one downstream of it:
     process_webhook_events         webhook sensor, one run per claimed batch of events
         ordergroove_webhook_events -> contact_subscription_stats -> ometria_contact_fields
                                    -> ometria_custom_events
+    health_checks                  every 15 minutes: the checks that must speak even when the
+                                   runs they watch fail (push backlog, refused contacts, webhook
+                                   events left unprocessed), and only those
 
 The webhook sensor claims committed events into a batch (not a sequence cursor), which is what
 makes late commits safe: an event whose transaction commits after a tick is still pending and
@@ -23,11 +26,13 @@ import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
+from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
 from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
 from og_pipeline.pools import ensure_pools
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
 from og_pipeline.webhooks.batches import claim_batch, open_batches
+from og_pipeline.webhooks.checks import staged_events_in_time_check
 
 # Raw records for the hour (or a backfill range, as one run), then the stats and the push of
 # whatever changed. The unpartitioned steps run once per run, whatever its range.
@@ -101,3 +106,19 @@ def webhook_events_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
         run_requests=[batch_run_request(batch) for batch in batches],
         cursor=str(max(batches)),
     )
+
+
+# Checks only, nothing materialized: a push failing run after run, or a sensor that stopped,
+# shows up here even though the runs that would evaluate these checks never get that far.
+health_checks_job = dg.define_asset_job(
+    "health_checks",
+    selection=dg.AssetSelection.checks(push_backlog_check, rejected_share_check, staged_events_in_time_check),
+    description="Push backlog, contacts Ometria refused, webhook events left unprocessed.",
+    executor_def=dg.in_process_executor,
+)
+health_checks_schedule = dg.ScheduleDefinition(
+    job=health_checks_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

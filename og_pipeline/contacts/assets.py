@@ -7,13 +7,7 @@ the contacts whose raw records changed. Its checks are blocking: a failure stops
 import dagster as dg
 from pydantic import Field
 
-from og_pipeline.contacts.stats import (
-    INTEGRITY_QUERIES,
-    active_contacts_in_ometria,
-    integrity_violations,
-    recompute_dirty,
-    summary,
-)
+from og_pipeline.contacts.stats import active_contacts_in_ometria, recompute_dirty, summary
 from og_pipeline.resources import PostgresResource
 
 MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
@@ -34,10 +28,7 @@ class StatsConfig(dg.Config):
     # Keys, not the asset objects: a folder imports none of its upstream siblings' assets.
     deps=["ordergroove_raw_records", "ordergroove_webhook_events"],
     kinds={"postgres"},
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="contact_subscription_stats", blocking=True)
-        for name in [*INTEGRITY_QUERIES, MASS_DROP_CHECK]
-    ],
+    check_specs=[dg.AssetCheckSpec(MASS_DROP_CHECK, asset="contact_subscription_stats", blocking=True)],
 )
 def contact_subscription_stats(
     context: dg.AssetExecutionContext, config: StatsConfig, postgres: PostgresResource
@@ -52,27 +43,20 @@ def contact_subscription_stats(
     with postgres.connection() as conn:
         recomputed, changed = recompute_dirty(conn)
         totals = summary(conn)
-        violations = integrity_violations(conn)
         baseline = active_contacts_in_ometria(conn)
-    checks = [
-        dg.AssetCheckResult(check_name=name, passed=count == 0, metadata={"violations": count})
-        for name, count in violations.items()
-    ]
     drop = max(0, baseline - totals.active_contacts)
     share = drop / baseline if baseline else 0.0
-    checks.append(
-        dg.AssetCheckResult(
-            check_name=MASS_DROP_CHECK,
-            passed=baseline < config.mass_drop_min_contacts or share <= config.max_active_drop_share,
-            metadata={
-                "active_in_ometria": baseline,
-                "active_now": totals.active_contacts,
-                "drop_share": round(share, 4),
-                "max_drop_share": config.max_active_drop_share,
-            },
-            description="Active contacts now vs. what Ometria last accepted; raise "
-            "max_active_drop_share in the run config to push a real mass cancellation.",
-        )
+    check = dg.AssetCheckResult(
+        check_name=MASS_DROP_CHECK,
+        passed=baseline < config.mass_drop_min_contacts or share <= config.max_active_drop_share,
+        metadata={
+            "active_in_ometria": baseline,
+            "active_now": totals.active_contacts,
+            "drop_share": round(share, 4),
+            "max_drop_share": config.max_active_drop_share,
+        },
+        description="Active contacts now vs. what Ometria last accepted; raise "
+        "max_active_drop_share in the run config to push a real mass cancellation.",
     )
     context.log.info("recomputed %d contacts, %d changed", recomputed, changed)
     return dg.MaterializeResult(
@@ -86,5 +70,5 @@ def contact_subscription_stats(
             "total_subscriptions": totals.total_subscriptions,
             "dagster/row_count": totals.contacts,
         },
-        check_results=checks,
+        check_results=[check],
     )

@@ -132,29 +132,6 @@ def summary(conn: psycopg.Connection) -> StatsSummary:
     return StatsSummary(*conn.execute(_SUMMARY).fetchone())
 
 
-# Each query returns the number of violating rows; the asset's checks block the push on any.
-INTEGRITY_QUERIES: dict[str, str] = {
-    "subscription_ids_unique": (
-        "SELECT count(*) - count(DISTINCT public_id) FROM og.subscriptions"
-    ),
-    "counts_non_negative": (
-        "SELECT count(*) FROM og.contact_stats "
-        "WHERE active_subscriptions < 0 OR total_subscriptions < 0"
-    ),
-    "active_not_above_total": (
-        "SELECT count(*) FROM og.contact_stats WHERE active_subscriptions > total_subscriptions"
-    ),
-    "status_matches_counts": (
-        "SELECT count(*) FROM og.contact_stats "
-        "WHERE (status = 'active') <> (active_subscriptions > 0)"
-    ),
-}
-
-
-def integrity_violations(conn: psycopg.Connection) -> dict[str, int]:
-    return {name: conn.execute(sql).fetchone()[0] for name, sql in INTEGRITY_QUERIES.items()}
-
-
 def active_contacts_in_ometria(conn: psycopg.Connection) -> int:
     """Contacts whose last accepted status in Ometria is active: the mass-drop baseline."""
     return conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from og_pipeline.ometria.client import OmetriaClient
 from og_pipeline.ometria.contacts import FieldIds
@@ -20,6 +21,15 @@ class OmetriaResource(dg.ConfigurableResource):
     field_total_subscriptions: str = FieldIds.total_subscriptions
     field_subscription_status: str = FieldIds.subscription_status
     field_next_order_date: str = FieldIds.next_order_date
+    backlog_hours: float = Field(
+        default=2, gt=0,
+        description="Contacts whose fields changed longer ago than this and are still not "
+        "accepted by Ometria make push_backlog warn.",
+    )
+    max_rejected_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Above this share of contacts refused by Ometria, rejected_contacts_share warns.",
+    )
 
     def client(self) -> OmetriaClient:
         return OmetriaClient(

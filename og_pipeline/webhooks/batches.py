@@ -139,6 +139,17 @@ def prune_bodies(conn: psycopg.Connection, retention_days: int) -> int:
     return pruned
 
 
+def stale_pending(conn: psycopg.Connection, minutes: float) -> int:
+    """Pending events received more than ``minutes`` ago and due (not waiting for a retry):
+    the sensor or its runs are not keeping up, or not running."""
+    return conn.execute(
+        "SELECT count(*) FROM og.webhook_events WHERE status = 'pending' "
+        "AND received_at < now() - make_interval(mins => %(m)s) "
+        "AND (next_attempt_at IS NULL OR next_attempt_at < now() - make_interval(mins => %(m)s))",
+        {"m": minutes},
+    ).fetchone()[0]
+
+
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT status, count(*) FROM og.webhook_events GROUP BY status").fetchall()
     return {status: count for status, count in rows}

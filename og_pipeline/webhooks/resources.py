@@ -17,3 +17,8 @@ class WebhookStagingResource(dg.ConfigurableResource):
         description="Days after processing before a processed or ignored event's body and payload "
         "are removed; its id stays, so a late redelivery is still recognised as a duplicate.",
     )
+    stale_minutes: float = Field(
+        default=15, gt=0,
+        description="A committed event still unprocessed after this long makes "
+        "staged_events_processed_in_time warn.",
+    )
