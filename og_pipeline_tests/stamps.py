@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from og_pipeline.ordergroove.fields import instants
 
@@ -10,4 +10,4 @@ from og_pipeline.ordergroove.fields import instants
 def utc_of(stamp: object, zone: str = "America/Chicago") -> datetime:
     moment = instants(stamp, zone)
     assert moment is not None, "a stamp, not null"
-    return datetime.fromisoformat(moment.earliest)
+    return datetime.fromisoformat(moment.earliest).astimezone(UTC)

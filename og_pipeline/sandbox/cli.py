@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from .columns import MerchantSpec
 from .faults import FaultSpec
-from .merchant import MerchantSpec
-from .server import SandboxState, serve
+from .state import SandboxState
 
 
 def _announce(state: SandboxState, base: str) -> None:
@@ -157,6 +157,10 @@ def sandbox(
             **slow,
         ),
     }
+    # The server only when serving: it loads uvicorn and starlette, which every other
+    # og-pipeline command (they all import this command) can do without.
+    from .server import serve
+
     try:
         serve(
             spec,

@@ -15,12 +15,10 @@ timestamp that is missing or does not parse, a type no row of the doc allows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import ids
-
-if TYPE_CHECKING:
-    from .merchant import Merchant
+from .store import MerchantStore
 
 KEY_NULL = "key_null"
 KEY_MISSING = "key_missing"
@@ -91,7 +89,7 @@ class BadRecord:
         return asdict(self)
 
 
-def flaw_of(m: Merchant, resource: str, row: int) -> str | None:
+def flaw_of(m: MerchantStore, resource: str, row: int) -> str | None:
     """The flaw this row renders with over REST, or None for a well-formed record."""
     share = m.spec.bad_record_share
     if share <= 0 or (resource, row) in m.repaired:
@@ -103,7 +101,7 @@ def flaw_of(m: Merchant, resource: str, row: int) -> str | None:
     return spec.flaws[(h >> 20) % len(spec.flaws)]
 
 
-def spoil(m: Merchant, resource: str, row: int, record: dict[str, Any]) -> dict[str, Any]:
+def spoil(m: MerchantStore, resource: str, row: int, record: dict[str, Any]) -> dict[str, Any]:
     """Applies the row's flaw, if any, to a freshly rendered REST dict (in place)."""
     flaw = flaw_of(m, resource, row)
     if flaw is None:
@@ -123,7 +121,7 @@ def spoil(m: Merchant, resource: str, row: int, record: dict[str, Any]) -> dict[
     return record
 
 
-def _rows(m: Merchant, resource: str) -> list[int]:
+def _rows(m: MerchantStore, resource: str) -> list[int]:
     c = m.cols
     if resource == "subscriptions":
         return list(range(len(c.s_customer)))
@@ -133,7 +131,7 @@ def _rows(m: Merchant, resource: str) -> list[int]:
     return [r for r in range(len(c.o_sub)) if not c.o_deleted[r]]
 
 
-def record_id(m: Merchant, resource: str, row: int) -> str:
+def record_id(m: MerchantStore, resource: str, row: int) -> str:
     if resource == "subscriptions":
         return m.sub_id(row)
     if resource == "customers":
@@ -143,7 +141,7 @@ def record_id(m: Merchant, resource: str, row: int) -> str:
     return m.item_id(row)
 
 
-def bad_rows(m: Merchant) -> list[tuple[str, int, str]]:
+def bad_rows(m: MerchantStore) -> list[tuple[str, int, str]]:
     """(resource, row, flaw) of every record served malformed now. Caller holds the lock."""
     if m.spec.bad_record_share <= 0:
         return []
@@ -156,12 +154,12 @@ def bad_rows(m: Merchant) -> list[tuple[str, int, str]]:
     return out
 
 
-def bad_records(m: Merchant) -> list[BadRecord]:
+def bad_records(m: MerchantStore) -> list[BadRecord]:
     with m.lock:
         return [BadRecord(res, record_id(m, res, row), flaw) for res, row, flaw in bad_rows(m)]
 
 
-def bad_customers(m: Merchant) -> set[str]:
+def bad_customers(m: MerchantStore) -> set[str]:
     """Customer ids any of whose REST records (own, subscriptions, orders, items) is bad."""
     with m.lock:
         c = m.cols

@@ -1,4 +1,4 @@
-"""Seeded generation of a merchant's history into a `Merchant`'s columns.
+"""Seeded generation of a merchant's history into a `Columns` (store.py calls `populate`).
 
 Flow: draw subscription creation instants uniformly over [start, now] and sort them, so rows are
 in creation order; each subscription either opens a new customer (with probability
@@ -12,18 +12,10 @@ result is a pure function of the spec.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
-from .merchant import (
-    FREQUENCIES,
-    ORDER_CANCELLED,
-    ORDER_PLACED,
-    ORDER_UNSENT,
-    frequency_days,
-)
-
-if TYPE_CHECKING:
-    from .merchant import Merchant
+from .clock import LocalClock
+from .columns import Columns, MerchantSpec
+from .model import FREQUENCIES, ORDER_CANCELLED, ORDER_PLACED, ORDER_UNSENT, frequency_days
 
 # fmt: off
 PRODUCT_WORDS = (
@@ -35,11 +27,11 @@ PRODUCT_WORDS = (
 PLACE_SECONDS = 6 * 3600
 
 
-def _products(m: Merchant, rng: random.Random) -> None:
-    for i in range(max(1, m.spec.products)):
+def _products(spec: MerchantSpec, c: Columns, start: int, rng: random.Random) -> None:
+    for i in range(max(1, spec.products)):
         sku = f"SKU-{i + 1:05d}"
         price_cents = rng.randrange(499, 8999)
-        m.cols.products.append(
+        c.products.append(
             {
                 "external_product_id": sku,
                 "name": f"{PRODUCT_WORDS[i % len(PRODUCT_WORDS)]} #{i // len(PRODUCT_WORDS) + 1}",
@@ -47,18 +39,15 @@ def _products(m: Merchant, rng: random.Random) -> None:
                 "image_url": f"https://cdn.example.com/products/{sku}.jpg",
                 "detail_url": f"https://shop.example.com/products/{sku.lower()}",
                 "live": rng.random() > 0.05,
-                "created": m.start_ts,
+                "created": start,
             }
         )
 
 
-def populate(m: Merchant) -> None:
-    spec = m.spec
+def populate(spec: MerchantSpec, c: Columns, clock: LocalClock, start: int, now: int) -> None:
+    """Fills the empty columns `c` with the history of `spec` over [start, now] (UTC seconds)."""
     rng = random.Random(spec.seed)
-    _products(m, rng)
-    c = m.cols
-    clock = m.clock
-    start, now = m.start_ts, m.now_ts
+    _products(spec, c, start, rng)
     n = max(0, spec.subscriptions)
     n_products = len(c.products)
     n_freq = len(FREQUENCIES)
@@ -124,14 +113,14 @@ def populate(m: Merchant) -> None:
             placed_at = min(end, clock.utc_at_local_time(day, PLACE_SECONDS))
             status = ORDER_CANCELLED if rand() < spec.skipped_order_share else ORDER_PLACED
             opened = max(created, placed_at - period * 86400)
-            m.add_order(row, status, day, opened, placed_at)
+            c.add_order(row, status, day, opened, placed_at)
         if live:
             next_day = first_day + (max(0, (now_day - first_day)) // period + 1) * period
             opened = created
             if placements >= 1:
                 opened = min(now, clock.utc_at_local_time(next_day - period, PLACE_SECONDS))
                 opened = max(opened, created)
-            s_upcoming[row] = m.add_order(row, ORDER_UNSENT, next_day, opened, opened)
+            s_upcoming[row] = c.add_order(row, ORDER_UNSENT, next_day, opened, opened)
 
     # A customer still live keeps its own last_updated; only inactive ones moved at cancellation.
     for cust in range(len(c_created)):

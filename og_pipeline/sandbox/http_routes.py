@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,9 +17,7 @@ from starlette.routing import Route
 
 from .faults import FaultSpec
 from .ordergroove_api import apply_faults
-
-if TYPE_CHECKING:
-    from .server import SandboxState
+from .state import SandboxState
 
 
 def _json(data: Any, status: int = 200) -> Response:

@@ -1,10 +1,12 @@
 """The merchant store: a seeded, mutable, thread-safe stand-in for one Ordergroove merchant.
 
-Flow: `Merchant(spec)` calls `generate.populate` to fill compact column lists (one list per
-field, indexed by row) and builds one `SortedKeys` index per object type on (local updated, row).
-The REST app reads pages through the index under the lock and renders dicts only for the rows it
-serves (`render.py`). Mutations (cancel, reactivate, create) update columns, move `updated`,
-re-key the index and hard-delete upcoming orders exactly as Ordergroove does.
+Layers, each importing only those below it: columns.py (`MerchantSpec`, `Columns`: one list per
+field, indexed by row) <- generate.py (seeded `populate`) <- store.py (`MerchantStore`: state,
+clock, lock and one `SortedKeys` index per object type on (local updated, row)) <- render.py /
+flaws.py (rows -> dicts) <- reads.py (`MerchantReads`: accessors) <- this module (`Merchant`:
+mutations). The REST app reads pages through the index under the lock and renders dicts only for
+the rows it serves. Mutations (cancel, reactivate, create) update columns, move `updated`, re-key
+the index and hard-delete upcoming orders exactly as Ordergroove does.
 
 Items are 1:1 with orders (each order carries its subscription's single line), so an item shares
 its order's row and index; it has no timestamp of its own, only its order's `updated`.
@@ -15,120 +17,21 @@ correct, so ground truth is unaffected; `repair` makes one render correctly and 
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from . import flaws, ids
-from .clock import LocalClock, to_utc_ts, wall_clock
-from .model import (  # noqa: F401 - re-exported for callers
-    CANCEL_REASONS,
-    FREQUENCIES,
-    ORDER_CANCELLED,
-    ORDER_PLACED,
-    ORDER_REJECTED,
-    ORDER_UNSENT,
-    PERIOD_DAYS,
-    PERIOD_NAMES,
-    frequency_days,
-)
+from .clock import to_utc_ts, wall_clock
+from .model import CANCEL_REASONS, FREQUENCIES, ORDER_UNSENT, frequency_days
 from .reads import MerchantReads
-from .sortedkeys import SortedKeys, make_key
-
-
-@dataclass(frozen=True)
-class MerchantSpec:
-    """What to generate. Deterministic by `seed`: same spec, same merchant."""
-
-    subscriptions: int = 1000
-    seed: int = 0
-    start: datetime | None = None  # default: now - 30 days
-    now: datetime | None = None  # default: the wall clock at construction
-    customers_per_subscription: float = 0.7
-    live_share: float = 0.8
-    products: int = 25
-    zone: str = "America/Chicago"
-    max_past_orders: int = 2
-    skipped_order_share: float = 0.1
-    live_string_share: float = 0.02
-    missing_email_share: float = 0.01
-    # Share of each REST record type rendered malformed (flaws.py); webhooks stay well-formed.
-    bad_record_share: float = 0.0
-
-    def window(self) -> tuple[int, int]:
-        now_ts = to_utc_ts(self.now) if self.now is not None else wall_clock()
-        start_ts = to_utc_ts(self.start) if self.start is not None else now_ts - 30 * 86400
-        assert now_ts is not None and start_ts is not None
-        if start_ts >= now_ts:
-            raise ValueError("MerchantSpec.start must be before now")
-        return start_ts, now_ts
-
-
-@dataclass
-class Columns:
-    """Column storage; row i of every list in a group describes the same record."""
-
-    # subscriptions
-    s_customer: list[int] = field(default_factory=list)
-    s_product: list[int] = field(default_factory=list)
-    s_quantity: list[int] = field(default_factory=list)
-    s_freq: list[int] = field(default_factory=list)
-    s_created: list[int] = field(default_factory=list)
-    s_updated: list[int] = field(default_factory=list)
-    s_live: bytearray = field(default_factory=bytearray)
-    s_cancelled: list[int] = field(default_factory=list)  # 0 = not cancelled
-    s_cancel_code: list[int] = field(default_factory=list)  # 0 = none
-    s_upcoming: list[int] = field(default_factory=list)  # order row, -1 = none
-    # customers
-    c_created: list[int] = field(default_factory=list)
-    c_updated: list[int] = field(default_factory=list)
-    c_live_count: list[int] = field(default_factory=list)
-    c_subs: list[list[int]] = field(default_factory=list)
-    c_orders: list[list[int]] = field(default_factory=list)
-    # orders (and their 1:1 items)
-    o_customer: list[int] = field(default_factory=list)
-    o_sub: list[int] = field(default_factory=list)
-    o_status: list[int] = field(default_factory=list)
-    o_place: list[int] = field(default_factory=list)  # local day number
-    o_created: list[int] = field(default_factory=list)
-    o_updated: list[int] = field(default_factory=list)
-    o_deleted: bytearray = field(default_factory=bytearray)
-    # products: few, so plain dicts
-    products: list[dict[str, Any]] = field(default_factory=list)
+from .sortedkeys import make_key
 
 
 class Merchant(MerchantReads):
-    """Thread-safe store. Read records with the accessors; change them with the mutations."""
+    """Thread-safe store. Read records with the accessors; change them with the mutations.
 
-    def __init__(self, spec: MerchantSpec) -> None:
-        from .generate import populate
-
-        self.spec = spec
-        self.seed = spec.seed
-        self.clock = LocalClock(spec.zone)
-        self.start_ts, self.now_ts = spec.window()
-        self.lock = threading.RLock()
-        self.cols = Columns()
-        # Overrides for the rare values that are not derivable from the row hash.
-        self.cancel_text: dict[int, str] = {}
-        self.email_override: dict[int, str | None] = {}
-        # (resource, row) of bad records repaired since: they render well-formed from then on.
-        self.repaired: set[tuple[str, int]] = set()
-        populate(self)
-        c = self.cols
-        self.idx_subs = SortedKeys(
-            make_key(self.clock.local(u), r) for r, u in enumerate(c.s_updated)
-        )
-        self.idx_customers = SortedKeys(
-            make_key(self.clock.local(u), r) for r, u in enumerate(c.c_updated)
-        )
-        self.idx_orders = SortedKeys(
-            make_key(self.clock.local(u), r)
-            for r, u in enumerate(c.o_updated)
-            if not c.o_deleted[r]
-        )
-        self.product_rows = {p["external_product_id"]: i for i, p in enumerate(c.products)}
+    `Merchant(spec)` generates the merchant (see `store.MerchantStore`).
+    """
 
     # ---------------------------------------------------------------- low-level writes
 
@@ -156,24 +59,9 @@ class Merchant(MerchantReads):
         c.o_deleted[row] = 1
         c.c_orders[c.o_customer[row]].remove(row)
 
-    def add_order(self, sub: int, status: int, place: int, created: int, updated: int) -> int:
-        """Appends an order (and its item); the caller holds the lock or is generating."""
-        c = self.cols
-        row = len(c.o_sub)
-        cust = c.s_customer[sub]
-        c.o_customer.append(cust)
-        c.o_sub.append(sub)
-        c.o_status.append(status)
-        c.o_place.append(place)
-        c.o_created.append(created)
-        c.o_updated.append(updated)
-        c.o_deleted.append(0)
-        c.c_orders[cust].append(row)
-        return row
-
     def _add_upcoming(self, sub: int, ts: int) -> None:
         place = self.clock.local_day(ts) + frequency_days(self.cols.s_freq[sub])
-        row = self.add_order(sub, ORDER_UNSENT, place, ts, ts)
+        row = self.cols.add_order(sub, ORDER_UNSENT, place, ts, ts)
         self.cols.s_upcoming[sub] = row
         self.idx_orders.add(make_key(self.clock.local(ts), row))
 

@@ -1,30 +1,24 @@
 """Read accessors of the merchant store: REST dicts, webhook objects, ids and ground truth.
 
-A mixin of `Merchant`, split out to keep the store's mutation logic on its own. Every accessor
-takes the store lock, renders only the rows it returns, and raises KeyError for unknown ids.
+`MerchantReads` extends the shared state (`store.MerchantStore`) with the reads; merchant.py's
+`Merchant` adds the mutations on top, so the store's mutation logic stays on its own. Every
+accessor takes the store lock, renders only the rows it returns (render.py), and raises KeyError
+for unknown ids.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from . import ids
+from . import ids, render
 from .clock import day_to_date
+from .flaws import record_id
 from .model import ORDER_UNSENT
 from .sortedkeys import key_row
-
-if TYPE_CHECKING:
-    from .merchant import Columns, Merchant, MerchantSpec
+from .store import MerchantStore
 
 
-class MerchantReads:
-    spec: MerchantSpec
-    seed: int
-    lock: threading.RLock
-    cols: Columns
-    product_rows: dict[str, int]
-
+class MerchantReads(MerchantStore):
     def sub_row(self, public_id: str) -> int:
         row = ids.row_of_public_id(self.seed, ids.KIND_SUBSCRIPTION, public_id)
         if row is None or row >= len(self.cols.s_customer):
@@ -61,45 +55,26 @@ class MerchantReads:
             return self.order_row(record_id, ids.KIND_ITEM)
         raise KeyError(f"unknown resource {resource!r}")
 
-    def sub_id(self, row: int) -> str:
-        return ids.public_id(self.seed, ids.KIND_SUBSCRIPTION, row)
-
-    def order_id(self, row: int) -> str:
-        return ids.public_id(self.seed, ids.KIND_ORDER, row)
-
-    def item_id(self, row: int) -> str:
-        return ids.public_id(self.seed, ids.KIND_ITEM, row)
-
     # ---------------------------------------------------------------- records
 
     def subscription(self, public_id: str) -> dict[str, Any]:
-        from .render import render_subscription
-
         with self.lock:
-            return render_subscription(self, self.sub_row(public_id))
+            return render.render_subscription(self, self.sub_row(public_id))
 
     def customer(self, customer_id: str) -> dict[str, Any]:
-        from .render import render_customer
-
         with self.lock:
-            return render_customer(self, self.customer_row(customer_id))
+            return render.render_customer(self, self.customer_row(customer_id))
 
     def order(self, public_id: str) -> dict[str, Any]:
-        from .render import render_order
-
         with self.lock:
-            return render_order(self, self.order_row(public_id))
+            return render.render_order(self, self.order_row(public_id))
 
     def item(self, public_id: str) -> dict[str, Any]:
-        from .render import render_item
-
         with self.lock:
-            return render_item(self, self.order_row(public_id, ids.KIND_ITEM))
+            return render.render_item(self, self.order_row(public_id, ids.KIND_ITEM))
 
     def product(self, external_product_id: str) -> dict[str, Any]:
-        from .render import render_product
-
-        return render_product(self, self.product_row(external_product_id))
+        return render.render_product(self, self.product_row(external_product_id))
 
     def upcoming_order_id(self, public_id: str) -> str | None:
         with self.lock:
@@ -127,17 +102,14 @@ class MerchantReads:
 
         Lets a test name a record whose key the sandbox rendered null or left out, by position.
         """
-        from .flaws import record_id
-
-        m = cast("Merchant", self)
         with self.lock:
             index = {
-                "subscriptions": m.idx_subs,
-                "customers": m.idx_customers,
-                "orders": m.idx_orders,
-                "items": m.idx_orders,
+                "subscriptions": self.idx_subs,
+                "customers": self.idx_customers,
+                "orders": self.idx_orders,
+                "items": self.idx_orders,
             }[resource]
-            return [record_id(m, resource, key_row(k)) for k in index]
+            return [record_id(self, resource, key_row(k)) for k in index]
 
     def counts(self) -> dict[str, int]:
         with self.lock:
@@ -150,8 +122,6 @@ class MerchantReads:
 
     def ground_truth(self) -> dict[str, dict[str, Any]]:
         """Per customer id: email, active, total, status, next_order_date, from current state."""
-        from .render import customer_email
-
         with self.lock:
             c = self.cols
             out: dict[str, dict[str, Any]] = {}
@@ -160,7 +130,7 @@ class MerchantReads:
                 active = sum(c.s_live[s] for s in subs)
                 places = [c.o_place[o] for o in c.c_orders[cust] if c.o_status[o] == ORDER_UNSENT]
                 out[ids.customer_id(cust)] = {
-                    "email": customer_email(self, cust),
+                    "email": render.customer_email(self, cust),
                     "active": active,
                     "total": len(subs),
                     "status": "active" if active else "inactive",
@@ -173,16 +143,13 @@ class MerchantReads:
 
         `kind` is "subscription", "customer", "order" or "item", with that record's id.
         """
-        from . import render
-
-        m = cast("Merchant", self)
         with self.lock:
             if kind == "subscription":
-                return render.webhook_subscription(m, self.sub_row(key))
+                return render.webhook_subscription(self, self.sub_row(key))
             if kind == "customer":
-                return render.webhook_customer(m, self.customer_row(key))
+                return render.webhook_customer(self, self.customer_row(key))
             if kind == "order":
-                return render.webhook_order(m, self.order_row(key))
+                return render.webhook_order(self, self.order_row(key))
             if kind == "item":
-                return render.webhook_item(m, self.order_row(key, ids.KIND_ITEM))
+                return render.webhook_item(self, self.order_row(key, ids.KIND_ITEM))
         raise ValueError(f"unknown kind {kind!r}")

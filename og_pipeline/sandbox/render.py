@@ -13,7 +13,7 @@ Callers hold the merchant lock.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import ids
 from .clock import format_day, format_local
@@ -26,9 +26,7 @@ from .model import (
     ORDER_UNSENT,
     frequency_days,
 )
-
-if TYPE_CHECKING:
-    from .merchant import Merchant
+from .store import MerchantStore
 
 _SOURCES = ("pdp", "cart", "checkout", "post_purchase", "email")
 REST, WEBHOOK = "rest", "webhook"
@@ -42,7 +40,7 @@ def money(cents: int) -> str:
 class Form:
     """How one rendering writes times and `extra_data`."""
 
-    def __init__(self, m: Merchant, kind: str) -> None:
+    def __init__(self, m: MerchantStore, kind: str) -> None:
         self.m = m
         self.rest = kind == REST
 
@@ -56,7 +54,7 @@ class Form:
         return json.dumps(data) if self.rest else data
 
 
-def customer_email(m: Merchant, cust: int) -> str | None:
+def customer_email(m: MerchantStore, cust: int) -> str | None:
     if cust in m.email_override:
         return m.email_override[cust]
     h = ids.row_hash(m.seed, ids.KIND_CUSTOMER, cust)
@@ -70,18 +68,18 @@ def _names(h: int) -> tuple[str, str]:
     return ids.FIRST_NAMES[h % len(ids.FIRST_NAMES)], ids.LAST_NAMES[(h >> 8) % len(ids.LAST_NAMES)]
 
 
-def _payment(m: Merchant, cust: int) -> str:
+def _payment(m: MerchantStore, cust: int) -> str:
     return ids.public_id(m.seed, ids.KIND_PAYMENT, cust)
 
 
-def _address(m: Merchant, cust: int) -> str:
+def _address(m: MerchantStore, cust: int) -> str:
     return ids.public_id(m.seed, ids.KIND_ADDRESS, cust)
 
 
 # ---------------------------------------------------------------- subscriptions
 
 
-def _components(m: Merchant, row: int, h: int) -> str | list[dict[str, Any]]:
+def _components(m: MerchantStore, row: int, h: int) -> str | list[dict[str, Any]]:
     # The doc: a comma-separated string in old records, a list of objects in new ones. "Old" is
     # the first half of the generated history; about 5% of subscriptions are bundles.
     c = m.cols
@@ -101,7 +99,7 @@ def _components(m: Merchant, row: int, h: int) -> str | list[dict[str, Any]]:
     ]
 
 
-def subscription_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
+def subscription_record(m: MerchantStore, row: int, form: Form) -> dict[str, Any]:
     c = m.cols
     every, period = FREQUENCIES[c.s_freq[row]]
     product = c.products[c.s_product[row]]
@@ -146,18 +144,18 @@ def subscription_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
     }
 
 
-def render_subscription(m: Merchant, row: int) -> dict[str, Any]:
+def render_subscription(m: MerchantStore, row: int) -> dict[str, Any]:
     return spoil(m, "subscriptions", row, subscription_record(m, row, Form(m, REST)))
 
 
-def webhook_subscription(m: Merchant, row: int) -> dict[str, Any]:
+def webhook_subscription(m: MerchantStore, row: int) -> dict[str, Any]:
     return subscription_record(m, row, Form(m, WEBHOOK))
 
 
 # ---------------------------------------------------------------- customers
 
 
-def customer_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
+def customer_record(m: MerchantStore, row: int, form: Form) -> dict[str, Any]:
     c = m.cols
     h = ids.row_hash(m.seed, ids.KIND_CUSTOMER, row)
     first, last = _names(h)
@@ -181,18 +179,18 @@ def customer_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
     }
 
 
-def render_customer(m: Merchant, row: int) -> dict[str, Any]:
+def render_customer(m: MerchantStore, row: int) -> dict[str, Any]:
     return spoil(m, "customers", row, customer_record(m, row, Form(m, REST)))
 
 
-def webhook_customer(m: Merchant, row: int) -> dict[str, Any]:
+def webhook_customer(m: MerchantStore, row: int) -> dict[str, Any]:
     return customer_record(m, row, Form(m, WEBHOOK))
 
 
 # ---------------------------------------------------------------- orders and items
 
 
-def _order_amounts(m: Merchant, row: int) -> dict[str, int]:
+def _order_amounts(m: MerchantStore, row: int) -> dict[str, int]:
     c = m.cols
     sub = c.o_sub[row]
     price = c.products[c.s_product[sub]]["price_cents"]
@@ -209,7 +207,7 @@ def _order_amounts(m: Merchant, row: int) -> dict[str, int]:
     }
 
 
-def order_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
+def order_record(m: MerchantStore, row: int, form: Form) -> dict[str, Any]:
     c = m.cols
     status = c.o_status[row]
     cust = c.o_customer[row]
@@ -241,15 +239,15 @@ def order_record(m: Merchant, row: int, form: Form) -> dict[str, Any]:
     return out
 
 
-def render_order(m: Merchant, row: int) -> dict[str, Any]:
+def render_order(m: MerchantStore, row: int) -> dict[str, Any]:
     return spoil(m, "orders", row, order_record(m, row, Form(m, REST)))
 
 
-def webhook_order(m: Merchant, row: int) -> dict[str, Any]:
+def webhook_order(m: MerchantStore, row: int) -> dict[str, Any]:
     return order_record(m, row, Form(m, WEBHOOK))
 
 
-def _item_fields(m: Merchant, row: int) -> dict[str, Any]:
+def _item_fields(m: MerchantStore, row: int) -> dict[str, Any]:
     c = m.cols
     sub = c.o_sub[row]
     product = c.products[c.s_product[sub]]
@@ -271,7 +269,7 @@ def _item_fields(m: Merchant, row: int) -> dict[str, Any]:
     }
 
 
-def render_item(m: Merchant, row: int) -> dict[str, Any]:
+def render_item(m: MerchantStore, row: int) -> dict[str, Any]:
     # No `updated`/`created`: an item's only version is its order's `updated`.
     c = m.cols
     out = _item_fields(m, row)
@@ -281,13 +279,13 @@ def render_item(m: Merchant, row: int) -> dict[str, Any]:
     return spoil(m, "items", row, out)
 
 
-def webhook_item(m: Merchant, row: int) -> dict[str, Any]:
+def webhook_item(m: MerchantStore, row: int) -> dict[str, Any]:
     # The docs give webhook items no timestamp; carrying none, the receiver has to fall back to
     # the event's `created`, as it would with Ordergroove.
     return _item_fields(m, row)
 
 
-def render_product(m: Merchant, row: int, unix: bool = False) -> dict[str, Any]:
+def render_product(m: MerchantStore, row: int, unix: bool = False) -> dict[str, Any]:
     p = m.cols.products[row]
     out = {
         "external_product_id": p["external_product_id"],
@@ -306,7 +304,7 @@ def render_product(m: Merchant, row: int, unix: bool = False) -> dict[str, Any]:
     return out
 
 
-def snapshot(m: Merchant, cust: int) -> dict[str, Any]:
+def snapshot(m: MerchantStore, cust: int) -> dict[str, Any]:
     """The optional Webhooks 2.0 snapshot: the customer's current state, unix times."""
     c = m.cols
     orders = [o for o in c.c_orders[cust] if c.o_status[o] == ORDER_UNSENT]

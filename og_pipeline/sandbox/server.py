@@ -1,10 +1,10 @@
 """Assembles the sandbox ASGI app and runs it with uvicorn.
 
-`SandboxState` holds everything the routes share (merchant store, Ometria state, one fault
-injector per API, keys). `build_app` mounts /ordergroove, /ometria and /_sandbox on one Starlette
-app. `SandboxServer` binds a socket itself (so port 0 yields a known random port), runs uvicorn
-in a background thread and polls until it answers; `serve` runs the same app blocking in the
-calling thread, for the CLI and for `og-pipeline dev`.
+`state.SandboxState` (made by `state.make_state`) holds everything the routes share: merchant
+store, Ometria state, one fault injector per API, keys. `build_app` mounts /ordergroove, /ometria
+and /_sandbox on one Starlette app. `SandboxServer` binds a socket itself (so port 0 yields a
+known random port), runs uvicorn in a background thread and polls until it answers; `serve` runs
+the same app blocking in the calling thread, for the CLI and for `og-pipeline dev`.
 """
 
 from __future__ import annotations
@@ -13,58 +13,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from .faults import FaultInjector, FaultSpec
+from .columns import MerchantSpec
+from .faults import FaultSpec
 from .http_routes import control_routes, ometria_routes
-from .merchant import Merchant, MerchantSpec
+from .merchant import Merchant
 from .ometria import DEFAULT_CONTACT_FIELDS, DEFAULT_EVENT_TYPES, OmetriaState
 from .ordergroove_api import ordergroove_routes
+from .state import (
+    OG_KEY,
+    OG_LIMITED_KEY,
+    OMETRIA_KEY,
+    WEBHOOK_KEY,
+    SandboxState,
+    make_state,
+)
 from .webhooks import WebhookSender
-
-OG_KEY = "sandbox-og-key"
-OG_LIMITED_KEY = "sandbox-og-limited-key"
-OMETRIA_KEY = "sandbox-ometria-key"
-WEBHOOK_KEY = "sandbox-webhook-key"
-APIS = ("ordergroove", "ometria")
-
-
-@dataclass
-class SandboxState:
-    merchant: Merchant
-    ometria: OmetriaState
-    keys: dict[str, str]
-    faults: dict[str, FaultInjector] = field(
-        default_factory=lambda: {api: FaultInjector() for api in APIS}
-    )
-    sink: list[dict[str, Any]] = field(default_factory=list)
-    sink_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def make_state(
-    spec: MerchantSpec | Merchant,
-    og_key: str = OG_KEY,
-    og_limited_key: str = OG_LIMITED_KEY,
-    ometria_key: str = OMETRIA_KEY,
-    webhook_key: str = WEBHOOK_KEY,
-    ometria_rate_limit: float = 8.0,
-    contact_fields: frozenset[str] = DEFAULT_CONTACT_FIELDS,
-    event_types: frozenset[str] = DEFAULT_EVENT_TYPES,
-) -> SandboxState:
-    merchant = spec if isinstance(spec, Merchant) else Merchant(spec)
-    ometria = OmetriaState({ometria_key}, ometria_rate_limit, contact_fields, event_types)
-    keys = {
-        "ordergroove": og_key,
-        "ordergroove_limited": og_limited_key,
-        "ometria": ometria_key,
-        "webhook": webhook_key,
-    }
-    return SandboxState(merchant, ometria, keys)
 
 
 def build_app(state: SandboxState) -> Starlette:

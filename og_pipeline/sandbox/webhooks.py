@@ -21,7 +21,8 @@ from typing import Any
 import requests
 
 from . import ids, render
-from .merchant import CANCEL_REASONS, Merchant
+from .merchant import Merchant
+from .model import CANCEL_REASONS
 
 SIGNATURE_HEADER = "OrderGroove-Signature"
 

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 
 from og_pipeline.db.connection import connect
+from og_pipeline.jobs import webhook_events_sensor
 from og_pipeline.resources import PostgresResource
 from og_pipeline.sandbox import WebhookSender
-from og_pipeline.jobs import webhook_events_sensor
 from og_pipeline.webhooks.staging import store_event
 from og_pipeline_tests.pipeline.conftest import Pipeline
 
