@@ -49,8 +49,9 @@ def build_requests(count: int, port: int, prefix: str, seed: int) -> list[bytes]
     from og_pipeline.sandbox import Merchant, MerchantSpec, WebhookSender, signature_header
 
     now = datetime.now(UTC)
-    merchant = Merchant(MerchantSpec(subscriptions=2000, seed=seed, start=now - timedelta(days=7),
-                                     now=now))
+    merchant = Merchant(
+        MerchantSpec(subscriptions=2000, seed=seed, start=now - timedelta(days=7), now=now)
+    )
     sender = WebhookSender(merchant, "http://unused", [KEY], seed=seed)
     live = merchant.subscription_ids(live=True)[:100]
     kinds = ["subscription.create", "subscription.cancel", "subscription.change_frequency"]
@@ -69,8 +70,9 @@ def build_requests(count: int, port: int, prefix: str, seed: int) -> list[bytes]
     return out
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    request: bytes) -> tuple[int, bool]:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bool]:
     """Sends one request, reads one response; (status, server wants the connection closed)."""
     writer.write(request)
     status_line = await reader.readline()
@@ -88,8 +90,9 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return status, close
 
 
-async def run_phase(port: int, reqs: list[bytes], concurrency: int, rate: float | None,
-                    timeout: float) -> dict[str, Any]:
+async def run_phase(
+    port: int, reqs: list[bytes], concurrency: int, rate: float | None, timeout: float
+) -> dict[str, Any]:
     latencies: list[float] = [0.0] * len(reqs)
     statuses: dict[int, int] = {}
     next_index = iter(range(len(reqs)))
@@ -182,7 +185,9 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=16, help="connections per receiver")
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop rate; 0 skips")
     parser.add_argument("--timeout", type=float, default=600.0, help="per phase, seconds")
-    parser.add_argument("--role", choices=["bench", "client"], default="bench", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--role", choices=["bench", "client"], default="bench", help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "client":
@@ -194,8 +199,10 @@ def main() -> int:
     from og_pipeline.db.migrate import migrate
     from og_pipeline.db.urls import with_database
 
-    with tempfile.TemporaryDirectory(prefix="og-receiver-bench-") as tmp, \
-            EmbeddedPostgres(Path(tmp) / "pg", delete=True) as pg:
+    with (
+        tempfile.TemporaryDirectory(prefix="og-receiver-bench-") as tmp,
+        EmbeddedPostgres(Path(tmp) / "pg", delete=True) as pg,
+    ):
         ensure_database(pg.url(), "og_bench")
         url = with_database(pg.url(), "og_bench")
         migrate(url)
@@ -213,16 +220,36 @@ def main() -> int:
         log_path = Path(tmp) / "receiver.log"
         with open(log_path, "wb") as log_file:
             # Its own process group, so that stopping it stops its uvicorn workers too.
-            receiver = subprocess.Popen([sys.executable, "-c", serve], stdout=log_file,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+            receiver = subprocess.Popen(
+                [sys.executable, "-c", serve],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
                 _wait_healthy(f"http://{HOST}:{port}/healthz", receiver, 60)
                 client = subprocess.run(
-                    [sys.executable, __file__, "--role", "client", "--port", str(port),
-                     "--events", str(args.events), "--warmup", str(args.warmup),
-                     "--concurrency", str(args.concurrency), "--rate", str(args.rate),
-                     "--timeout", str(args.timeout)],
-                    capture_output=True, timeout=args.timeout * 3 + 300, check=False,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--role",
+                        "client",
+                        "--port",
+                        str(port),
+                        "--events",
+                        str(args.events),
+                        "--warmup",
+                        str(args.warmup),
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--rate",
+                        str(args.rate),
+                        "--timeout",
+                        str(args.timeout),
+                    ],
+                    capture_output=True,
+                    timeout=args.timeout * 3 + 300,
+                    check=False,
                 )
             finally:
                 os.killpg(receiver.pid, signal.SIGINT)
@@ -243,20 +270,26 @@ def main() -> int:
     ok = sum(r["statuses"].get("200", 0) for r in results.values())  # JSON keys are strings
     results.pop("warmup")
     cpus = len(os.sched_getaffinity(0))
-    print(f"Receiver benchmark: {args.workers} uvicorn worker(s), pool {args.pool_size} per "
-          f"worker, {args.concurrency} client connections, {cpus} CPU(s) shared by Postgres, "
-          f"receiver and client; Postgres {settings['server_version']}, fsync={settings['fsync']},"
-          f" synchronous_commit={settings['synchronous_commit']}, "
-          f"wal_sync_method={settings['wal_sync_method']}.\n")
+    print(
+        f"Receiver benchmark: {args.workers} uvicorn worker(s), pool {args.pool_size} per "
+        f"worker, {args.concurrency} client connections, {cpus} CPU(s) shared by Postgres, "
+        f"receiver and client; Postgres {settings['server_version']}, fsync={settings['fsync']},"
+        f" synchronous_commit={settings['synchronous_commit']}, "
+        f"wal_sync_method={settings['wal_sync_method']}.\n"
+    )
     print("| phase | events | events/s | p50 ms | p90 ms | p99 ms | max ms | answers |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in results.items():
         label = "closed loop (max)" if name == "closed" else f"open loop at {args.rate:g}/s"
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
-        print(f"| {label} | {r['events']} | {r['rate']:.0f} | {r['p50_ms']:.1f} | "
-              f"{r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {answers} |")
-    print(f"\nRows in og.webhook_events: {rows} for {sent} events sent (warm-up {args.warmup} "
-          f"included); receiver log lines for 200s: {log_lines}.")
+        print(
+            f"| {label} | {r['events']} | {r['rate']:.0f} | {r['p50_ms']:.1f} | "
+            f"{r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {answers} |"
+        )
+    print(
+        f"\nRows in og.webhook_events: {rows} for {sent} events sent (warm-up {args.warmup} "
+        f"included); receiver log lines for 200s: {log_lines}."
+    )
     if rows != sent or ok != sent:
         print("FAILED: not every event was answered 200 and stored exactly once")
         return 1

@@ -88,9 +88,24 @@ def free_port() -> int:
 
 def start_sandbox(n: int, port: int, log: Path, latency: float = 0.0) -> subprocess.Popen[bytes]:
     now = datetime.combine(START + timedelta(days=DAYS), datetime.min.time())
-    cmd = [sys.executable, "-m", "og_pipeline", "sandbox", "--port", str(port),
-           "--subscriptions", str(n), "--seed", "1", "--start-date", START.isoformat(),
-           "--now", now.isoformat(), "--ometria-rate-limit", str(RATE_LIMIT)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "og_pipeline",
+        "sandbox",
+        "--port",
+        str(port),
+        "--subscriptions",
+        str(n),
+        "--seed",
+        "1",
+        "--start-date",
+        START.isoformat(),
+        "--now",
+        now.isoformat(),
+        "--ometria-rate-limit",
+        str(RATE_LIMIT),
+    ]
     if latency > 0:
         # Every answer (both APIs) waits this long: a remote API's round trip instead of a
         # co-located sandbox competing for the same CPUs as the sync.
@@ -141,8 +156,16 @@ def floor_walk(api_url: str) -> tuple[float, int]:
 def run_sync(env: dict[str, str], work: Path) -> tuple[float, int, float, str]:
     """Runs the command: wall seconds, peak memory (PSS bytes, with children), CPU seconds, stdout."""
     start, end = window()
-    cmd = [sys.executable, "-m", "og_pipeline", "sync",
-           "--start", start.strftime("%Y-%m-%d"), "--end", end.strftime("%Y-%m-%d")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "og_pipeline",
+        "sync",
+        "--start",
+        start.strftime("%Y-%m-%d"),
+        "--end",
+        end.strftime("%Y-%m-%d"),
+    ]
     out_path, err_path = work / "sync.out", work / "sync.err"
     peak, cpu = 0, 0.0
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -164,7 +187,9 @@ def run_sync(env: dict[str, str], work: Path) -> tuple[float, int, float, str]:
         wall = time.perf_counter() - began
     stdout = out_path.read_text()
     if proc.returncode != 0:
-        raise RuntimeError(f"sync exited {proc.returncode}:\n{stdout}\n{err_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"sync exited {proc.returncode}:\n{stdout}\n{err_path.read_text()[-4000:]}"
+        )
     return wall, peak, cpu, stdout
 
 
@@ -197,8 +222,12 @@ def push_rate(base: str) -> dict[str, float]:
     span = max(stamps) - min(stamps)
     ok = [r for r in log if r["status"] == 200]
     return {
-        "requests": len(log), "ok": len(ok), "throttled": sum(r["status"] == 429 for r in log),
-        "span": span, "req_per_s": (len(log) - 1) / span, "ok_per_s": (len(ok) - 1) / span,
+        "requests": len(log),
+        "ok": len(ok),
+        "throttled": sum(r["status"] == 429 for r in log),
+        "span": span,
+        "req_per_s": (len(log) - 1) / span,
+        "ok_per_s": (len(ok) - 1) / span,
         "records_per_s": sum(r["count"] for r in ok) / span,
     }
 
@@ -222,21 +251,34 @@ def bench(n: int, server: EmbeddedPostgres, work: Path, latency: float = 0.0) ->
         result.floors.append(floor)
         result.busy["floor"] = psutil.cpu_percent()
         print(f"[{n}] floor: {result.floor_records} records in {floor:.1f} s", flush=True)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("OG_", "ORDERGROOVE_", "OMETRIA_", "DAGSTER_"))}
-        env.update({
-            "ORDERGROOVE_API_URL": f"{base}/ordergroove", "ORDERGROOVE_API_KEY": OG_KEY,
-            "OMETRIA_API_URL": f"{base}/ometria", "OMETRIA_API_KEY": OMETRIA_KEY,
-            "OG_SYNC_START_DATE": START.isoformat(), "OG_HOME": str(work / "og_home"),
-            "OG_DATABASE_URL": server.url(og_db),
-            "OG_DAGSTER_DATABASE_URL": for_dagster(server.url(dagster_db)),
-        })
-        print(f"[{n}] og-pipeline sync (the push phase is bound by {RATE_LIMIT:g} req/s)", flush=True)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OG_", "ORDERGROOVE_", "OMETRIA_", "DAGSTER_"))
+        }
+        env.update(
+            {
+                "ORDERGROOVE_API_URL": f"{base}/ordergroove",
+                "ORDERGROOVE_API_KEY": OG_KEY,
+                "OMETRIA_API_URL": f"{base}/ometria",
+                "OMETRIA_API_KEY": OMETRIA_KEY,
+                "OG_SYNC_START_DATE": START.isoformat(),
+                "OG_HOME": str(work / "og_home"),
+                "OG_DATABASE_URL": server.url(og_db),
+                "OG_DAGSTER_DATABASE_URL": for_dagster(server.url(dagster_db)),
+            }
+        )
+        print(
+            f"[{n}] og-pipeline sync (the push phase is bound by {RATE_LIMIT:g} req/s)", flush=True
+        )
         psutil.cpu_percent()
         result.wall_s, result.peak_memory, result.sync_cpu_s, stdout = run_sync(env, work)
         result.busy["sync"] = psutil.cpu_percent()
-        result.summary = dict(line.strip().split(": ", 1) for line in stdout.splitlines()
-                              if line.startswith("  ") and ": " in line)
+        result.summary = dict(
+            line.strip().split(": ", 1)
+            for line in stdout.splitlines()
+            if line.startswith("  ") and ": " in line
+        )
         run_id = re.search(r"^run (\S+) succeeded", stdout, re.MULTILINE)
         if run_id is None:
             raise RuntimeError(f"no run id in the sync's output:\n{stdout}")
@@ -261,32 +303,68 @@ def table(results: list[Result]) -> str:
     lines = [
         "| | " + " | ".join(f"{r.subscriptions:,} subscriptions" for r in results) + " |",
         "| --- |" + " --- |" * len(results),
-        row("sandbox customers / orders",
-            lambda r: f"{r.sandbox.get('customers', 0):,} / {r.sandbox.get('orders', 0):,}"),
+        row(
+            "sandbox customers / orders",
+            lambda r: f"{r.sandbox.get('customers', 0):,} / {r.sandbox.get('orders', 0):,}",
+        ),
         row("records walked (4 resources)", lambda r: f"{r.floor_records:,}"),
-        row("**floor**: bare API walk, before / after the sync", lambda r: " / ".join(f"{f:.1f} s" for f in r.floors)),
-        row("floor used (mean of the two)", lambda r: f"{r.floor_s:.1f} s ({r.floor_records / r.floor_s:,.0f} rec/s)"),
-        row("**raw step** (`ordergroove_raw_records`)",
-            lambda r: f"{raw(r):.1f} s ({int(r.summary.get('records_fetched', 0)) / raw(r):,.0f} rec/s)"),
-        row(f"**raw step / floor** (target ≤ {TARGET}x)", lambda r: f"**{raw(r) / r.floor_s:.2f}x**"),
-        row("stats step (`contact_subscription_stats`)", lambda r: f"{r.steps.get(STEPS[1], 0):.1f} s"),
+        row(
+            "**floor**: bare API walk, before / after the sync",
+            lambda r: " / ".join(f"{f:.1f} s" for f in r.floors),
+        ),
+        row(
+            "floor used (mean of the two)",
+            lambda r: f"{r.floor_s:.1f} s ({r.floor_records / r.floor_s:,.0f} rec/s)",
+        ),
+        row(
+            "**raw step** (`ordergroove_raw_records`)",
+            lambda r: (
+                f"{raw(r):.1f} s ({int(r.summary.get('records_fetched', 0)) / raw(r):,.0f} rec/s)"
+            ),
+        ),
+        row(
+            f"**raw step / floor** (target ≤ {TARGET}x)", lambda r: f"**{raw(r) / r.floor_s:.2f}x**"
+        ),
+        row(
+            "stats step (`contact_subscription_stats`)",
+            lambda r: f"{r.steps.get(STEPS[1], 0):.1f} s",
+        ),
         row("push step (`ometria_contact_fields`)", lambda r: f"{r.steps.get(STEPS[2], 0):.1f} s"),
         row("sync total wall time", lambda r: f"{r.wall_s:.1f} s"),
         row("sync total / floor", lambda r: f"{r.wall_s / r.floor_s:.1f}x"),
-        row("sync total − push step, / floor",
-            lambda r: f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x"),
-        row("sync records/s (records fetched / total)",
-            lambda r: f"{int(r.summary.get('records_fetched', 0)) / r.wall_s:,.0f}"),
-        row("**peak memory** (PSS) of the sync process and its children", lambda r: f"**{r.peak_memory / mib:,.0f} MiB**"),
+        row(
+            "sync total − push step, / floor",
+            lambda r: f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x",
+        ),
+        row(
+            "sync records/s (records fetched / total)",
+            lambda r: f"{int(r.summary.get('records_fetched', 0)) / r.wall_s:,.0f}",
+        ),
+        row(
+            "**peak memory** (PSS) of the sync process and its children",
+            lambda r: f"**{r.peak_memory / mib:,.0f} MiB**",
+        ),
         row("sync process CPU time (user + sys)", lambda r: f"{r.sync_cpu_s:.0f} s"),
-        row(f"machine CPU busy, floor / sync ({os.cpu_count()} CPUs, all processes)",
-            lambda r: f"{r.busy.get('floor', 0):.0f}% / {r.busy.get('sync', 0):.0f}%"),
-        row("contacts pushed / accepted",
-            lambda r: f"{r.summary.get('contacts_pushed')} / {r.summary.get('contacts_accepted')}"),
-        row("push requests (200 / 429)",
-            lambda r: f"{r.push.get('requests', 0):,.0f} ({r.push.get('ok', 0):,.0f} / {r.push.get('throttled', 0):,.0f})"),
-        row(f"push requests/s (sandbox limit {RATE_LIMIT:g}/s)",
-            lambda r: f"{r.push.get('req_per_s', 0):.2f} (accepted {r.push.get('ok_per_s', 0):.2f})"),
+        row(
+            f"machine CPU busy, floor / sync ({os.cpu_count()} CPUs, all processes)",
+            lambda r: f"{r.busy.get('floor', 0):.0f}% / {r.busy.get('sync', 0):.0f}%",
+        ),
+        row(
+            "contacts pushed / accepted",
+            lambda r: f"{r.summary.get('contacts_pushed')} / {r.summary.get('contacts_accepted')}",
+        ),
+        row(
+            "push requests (200 / 429)",
+            lambda r: (
+                f"{r.push.get('requests', 0):,.0f} ({r.push.get('ok', 0):,.0f} / {r.push.get('throttled', 0):,.0f})"
+            ),
+        ),
+        row(
+            f"push requests/s (sandbox limit {RATE_LIMIT:g}/s)",
+            lambda r: (
+                f"{r.push.get('req_per_s', 0):.2f} (accepted {r.push.get('ok_per_s', 0):.2f})"
+            ),
+        ),
         row("push records/s", lambda r: f"{r.push.get('records_per_s', 0):,.0f}"),
     ]
     return "\n".join(lines)
@@ -294,6 +372,7 @@ def table(results: list[Result]) -> str:
 
 def curve_table(results: list[Result]) -> str:
     """Raw step against the floor as the API's round trip grows (one size)."""
+
     def raw(r: Result) -> float:
         return r.steps.get(STEPS[0], float("nan"))
 
@@ -310,14 +389,28 @@ def curve_table(results: list[Result]) -> str:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return (f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def write_readme(section: str) -> None:
-    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{MARKERS[0]}\n{MARKERS[1]}\n"
+    text = (
+        README.read_text() if README.exists() else f"# Benchmarks\n\n{MARKERS[0]}\n{MARKERS[1]}\n"
+    )
     head, rest = text.split(MARKERS[0], 1)
     tail = rest.split(MARKERS[1], 1)[1]
     README.write_text(f"{head}{MARKERS[0]}\n{section}\n{MARKERS[1]}{tail}")
@@ -327,13 +420,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscriptions", type=int, default=200_000)
     parser.add_argument("--also", type=int, default=50_000, help="a second, smaller size (0: none)")
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md alone")
-    parser.add_argument("--page-latency", type=float, default=0.0,
-                        help="seconds the sandbox waits before every answer, as a remote API would")
-    parser.add_argument("--curve", type=int, default=50_000,
-                        help="size for the latency curve (0: no curve)")
-    parser.add_argument("--latencies", default="0.002,0.005,0.02,0.05",
-                        help="comma-separated sandbox delays per answer (seconds) for the curve")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="print only; leave README.md alone"
+    )
+    parser.add_argument(
+        "--page-latency",
+        type=float,
+        default=0.0,
+        help="seconds the sandbox waits before every answer, as a remote API would",
+    )
+    parser.add_argument(
+        "--curve", type=int, default=50_000, help="size for the latency curve (0: no curve)"
+    )
+    parser.add_argument(
+        "--latencies",
+        default="0.002,0.005,0.02,0.05",
+        help="comma-separated sandbox delays per answer (seconds) for the curve",
+    )
     args = parser.parse_args()
     sizes = sorted({args.subscriptions, args.also} - {0})
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()] if args.curve else []

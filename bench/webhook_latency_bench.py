@@ -42,8 +42,16 @@ from og_pipeline.sandbox import SIGNATURE_HEADER, signature_header
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
-UNSET = ("ORDERGROOVE_API_KEY", "OMETRIA_API_KEY", "OG_DATABASE_URL", "OG_SYNC_START_DATE",
-         "OG_DAGSTER_DATABASE_URL", "ORDERGROOVE_API_URL", "OMETRIA_API_URL", "ORDERGROOVE_WEBHOOK_KEY")
+UNSET = (
+    "ORDERGROOVE_API_KEY",
+    "OMETRIA_API_KEY",
+    "OG_DATABASE_URL",
+    "OG_SYNC_START_DATE",
+    "OG_DAGSTER_DATABASE_URL",
+    "ORDERGROOVE_API_URL",
+    "OMETRIA_API_URL",
+    "ORDERGROOVE_WEBHOOK_KEY",
+)
 
 
 def free_port() -> int:
@@ -62,10 +70,27 @@ class Dev:
         self.seen = threading.Condition()
         self.echo = echo
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "og_pipeline", "dev", "--host", HOST, "--port", str(ports["ui"]),
-             "--sandbox-port", str(ports["sandbox"]), "--webhook-port", str(ports["webhook"]),
-             "--webhook-rate", "0"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "og_pipeline",
+                "dev",
+                "--host",
+                HOST,
+                "--port",
+                str(ports["ui"]),
+                "--sandbox-port",
+                str(ports["sandbox"]),
+                "--webhook-port",
+                str(ports["webhook"]),
+                "--webhook-rate",
+                "0",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -126,8 +151,9 @@ class Merchant:
         self.reminded: deque[str] = deque()
 
     def _rest(self, resource: str, **params: Any) -> list[dict[str, Any]]:
-        r = self.http.get(f"{self.base}/ordergroove/{resource}/", params=params, headers=self.og,
-                          timeout=30)
+        r = self.http.get(
+            f"{self.base}/ordergroove/{resource}/", params=params, headers=self.og, timeout=30
+        )
         r.raise_for_status()
         return r.json()["results"]
 
@@ -137,8 +163,10 @@ class Merchant:
         return int(datetime.fromisoformat(value).replace(tzinfo=self.zone).timestamp())
 
     def _webhook_object(self, record: dict[str, Any], kind: str) -> dict[str, Any]:
-        obj = {k: self._unix(v) if k in ("created", "updated", "cancelled") else v
-               for k, v in record.items()}
+        obj = {
+            k: self._unix(v) if k in ("created", "updated", "cancelled") else v
+            for k, v in record.items()
+        }
         if isinstance(obj.get("live"), str):
             obj["live"] = obj["live"] == "True"
         if isinstance(obj.get("extra_data"), str):
@@ -146,8 +174,9 @@ class Merchant:
         return {**obj, "type": kind}
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.http.post(f"{self.base}/_sandbox/ordergroove/subscriptions{path}", json=body,
-                           timeout=30)
+        r = self.http.post(
+            f"{self.base}/_sandbox/ordergroove/subscriptions{path}", json=body, timeout=30
+        )
         r.raise_for_status()
         return r.json()
 
@@ -156,28 +185,51 @@ class Merchant:
         step = i % 3
         if step == 1 and self.created:
             sub = self.created[0]
-            orders = [o for o in self._rest("orders", subscription=sub)
-                      if o.get("order_merchant_id") is None]
+            orders = [
+                o
+                for o in self._rest("orders", subscription=sub)
+                if o.get("order_merchant_id") is None
+            ]
             if orders:
                 self.reminded.append(self.created.popleft())
                 order = self._webhook_object(orders[0], "order")
-                items = [self._webhook_object(x, "item")
-                         for x in self._rest("items", order=order["public_id"])]
-                return {"id": event_id, "type": "order.reminder", "created": int(time.time()),
-                        "data": {"object": order}, "snapshot": {"items": items}}
+                items = [
+                    self._webhook_object(x, "item")
+                    for x in self._rest("items", order=order["public_id"])
+                ]
+                return {
+                    "id": event_id,
+                    "type": "order.reminder",
+                    "created": int(time.time()),
+                    "data": {"object": order},
+                    "snapshot": {"items": items},
+                }
         if step == 2 and self.reminded:
             sub = self.reminded.popleft()
             record = self._post(f"/{sub}/cancel", {"reason": "4|Overstocked"})
             obj = self._webhook_object(record, "subscription")
-            return {"id": event_id, "type": "subscription.cancel", "created": obj["updated"],
-                    "data": {"object": obj}}
-        record = self._post("", {"customer": self.rng.choice(self.customers),
-                                 "product": self.rng.choice(self.products),
-                                 "frequency": self.rng.randrange(7)})
+            return {
+                "id": event_id,
+                "type": "subscription.cancel",
+                "created": obj["updated"],
+                "data": {"object": obj},
+            }
+        record = self._post(
+            "",
+            {
+                "customer": self.rng.choice(self.customers),
+                "product": self.rng.choice(self.products),
+                "frequency": self.rng.randrange(7),
+            },
+        )
         self.created.append(record["public_id"])
         obj = self._webhook_object(record, "subscription")
-        return {"id": event_id, "type": "subscription.create", "created": obj["created"],
-                "data": {"object": obj}}
+        return {
+            "id": event_id,
+            "type": "subscription.create",
+            "created": obj["created"],
+            "data": {"object": obj},
+        }
 
 
 def poll_ometria(sandbox: str, every: float, seen: dict[str, float], stop: threading.Event) -> None:
@@ -204,8 +256,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of sending")
     parser.add_argument("--timeout", type=float, default=180.0, help="wait after the last send")
     parser.add_argument("--poll", type=float, default=0.5, help="Ometria poll interval, seconds")
-    parser.add_argument("--startup-timeout", type=float, default=1800.0,
-                        help="for the UI and the start-date backfill")
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=1800.0,
+        help="for the UI and the start-date backfill",
+    )
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--echo", action="store_true", help="copy dev's output to stderr")
     args = parser.parse_args()
@@ -219,14 +275,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="og-latency-bench-") as home:
         t0 = time.monotonic()
         dev = Dev(Path(home), ports, args.echo)
-        poller = threading.Thread(target=poll_ometria, args=(sandbox, args.poll, seen, stop),
-                                  daemon=True)
+        poller = threading.Thread(
+            target=poll_ometria, args=(sandbox, args.poll, seen, stop), daemon=True
+        )
         try:
             dev.wait_for("Dagster UI:", args.startup_timeout)
             ui_up = time.monotonic() - t0
             dev.wait_for("start-date backfill done", args.startup_timeout, fail="backfill failed")
-            print(f"dev up in {ui_up:.0f} s, backfill done after {time.monotonic() - t0:.0f} s; "
-                  f"sending {count} webhooks at {args.rate:g}/s", file=sys.stderr)
+            print(
+                f"dev up in {ui_up:.0f} s, backfill done after {time.monotonic() - t0:.0f} s; "
+                f"sending {count} webhooks at {args.rate:g}/s",
+                file=sys.stderr,
+            )
             merchant = Merchant(sandbox, args.seed)
             key = "sandbox-webhook-key"  # what dev gives the receiver with the sandbox
             poller.start()
@@ -237,9 +297,15 @@ def main() -> int:
                     time.sleep(wait)
                 envelope = merchant.next_event(i, f"{prefix}-{i:05d}")
                 body = json.dumps(envelope).encode()
-                answer = http.post(f"{receiver}/webhooks/ordergroove", data=body, timeout=30,
-                                   headers={"Content-Type": "application/json", SIGNATURE_HEADER:
-                                            signature_header(body, [key], int(time.time()))})
+                answer = http.post(
+                    f"{receiver}/webhooks/ordergroove",
+                    data=body,
+                    timeout=30,
+                    headers={
+                        "Content-Type": "application/json",
+                        SIGNATURE_HEADER: signature_header(body, [key], int(time.time())),
+                    },
+                )
                 if answer.status_code == 200:
                     sent["og-" + envelope["id"]] = (envelope["type"], time.monotonic())
                 else:
@@ -266,16 +332,23 @@ def main() -> int:
     for kind in sorted({k for k, _ in sent.values()}):
         ids = [e for e, (k, _) in sent.items() if k == kind]
         rows.append((kind, [latencies[e] for e in ids if e in latencies], len(ids)))
-    print(f"Webhook end-to-end latency: {len(sent)} signed webhooks answered 200 over "
-          f"{send_seconds:.0f} s ({args.rate:g}/s target), default 15 s sensor, Ometria polled "
-          f"every {args.poll:g} s; {len(os.sched_getaffinity(0))} CPU(s); load average at the "
-          f"end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).\n")
-    print("| events | sent (200) | arrived | p50 s | p95 s | max s | missing after "
-          f"{args.timeout:g} s |")
+    print(
+        f"Webhook end-to-end latency: {len(sent)} signed webhooks answered 200 over "
+        f"{send_seconds:.0f} s ({args.rate:g}/s target), default 15 s sensor, Ometria polled "
+        f"every {args.poll:g} s; {len(os.sched_getaffinity(0))} CPU(s); load average at the "
+        f"end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).\n"
+    )
+    print(
+        "| events | sent (200) | arrived | p50 s | p95 s | max s | missing after "
+        f"{args.timeout:g} s |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, values, total in rows:
-        stats = (f"{pct(values, 0.5):.1f} | {pct(values, 0.95):.1f} | {max(values):.1f}"
-                 if values else "- | - | -")
+        stats = (
+            f"{pct(values, 0.5):.1f} | {pct(values, 0.95):.1f} | {max(values):.1f}"
+            if values
+            else "- | - | -"
+        )
         print(f"| {name} | {total} | {len(values)} | {stats} | {total - len(values)} |")
     if refused:
         print(f"\nNot answered 200: {len(refused)}; first: {refused[0]}")

@@ -47,7 +47,12 @@ def defs() -> dg.Definitions:
             ometria_custom_events,
         ],
         asset_checks=[push_backlog_check, rejected_share_check, staged_events_in_time_check],
-        jobs=[health_checks_job, ordergroove_sync_job, ordergroove_products_job, webhook_events_job],
+        jobs=[
+            health_checks_job,
+            ordergroove_sync_job,
+            ordergroove_products_job,
+            webhook_events_job,
+        ],
         schedules=[health_checks_schedule, ordergroove_hourly_sync, ordergroove_daily_products],
         sensors=[webhook_events_sensor],
         resources={
@@ -59,7 +64,9 @@ def defs() -> dg.Definitions:
                 overlap_minutes=settings.sync_overlap_minutes,
                 max_rejected_share=settings.sync_max_rejected_share,
             ),
-            "webhook_staging": WebhookStagingResource(retention_days=settings.webhook_retention_days),
+            "webhook_staging": WebhookStagingResource(
+                retention_days=settings.webhook_retention_days
+            ),
             "ometria": OmetriaResource(
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),
                 api_url=settings.ometria_api_url,

@@ -17,8 +17,12 @@ from typing import Any
 Record = dict[str, Any]
 
 # The resource of each object type; Ordergroove capitalises `data.object.type` at times.
-_OBJECT_RESOURCES = {"subscription": "subscriptions", "customer": "customers", "order": "orders",
-                     "item": "items"}
+_OBJECT_RESOURCES = {
+    "subscription": "subscriptions",
+    "customer": "customers",
+    "order": "orders",
+    "item": "items",
+}
 
 
 class EventError(ValueError):

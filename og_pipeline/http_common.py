@@ -49,7 +49,9 @@ class Counters:
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             # Not asdict(): it would try to deep-copy the lock.
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            return {
+                f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
+            }
 
 
 def redact(text: str, *secrets: str) -> str:
@@ -121,9 +123,15 @@ class SessionClient:
 
     _session: requests.Session
 
-    def _open_session(self, session: requests.Session | None, adapter: HTTPAdapter,
-                      headers: Mapping[str, str], *, error: type[APIError],
-                      secret: str) -> None:
+    def _open_session(
+        self,
+        session: requests.Session | None,
+        adapter: HTTPAdapter,
+        headers: Mapping[str, str],
+        *,
+        error: type[APIError],
+        secret: str,
+    ) -> None:
         self._session = session or requests.Session()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)

@@ -70,8 +70,12 @@ BATCH_SIZE = 500
 
 webhook_events_job = dg.define_asset_job(
     "process_webhook_events",
-    selection=[ordergroove_webhook_events, contact_subscription_stats, ometria_contact_fields,
-               ometria_custom_events],
+    selection=[
+        ordergroove_webhook_events,
+        contact_subscription_stats,
+        ometria_contact_fields,
+        ometria_custom_events,
+    ],
     description="Apply a batch of webhook events, update the affected contacts, send custom events.",
     # One process for the whole batch: the steps run in sequence anyway, and a process per step
     # would add seconds to every webhook's way to Ometria.
@@ -93,7 +97,9 @@ def batch_run_request(batch_id: int) -> dg.RunRequest:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts a run for each batch of newly committed Ordergroove webhook events.",
 )
-def webhook_events_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+def webhook_events_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource
+) -> dg.SensorResult:
     with postgres.connection() as conn:
         claimed = claim_batch(conn, limit=BATCH_SIZE)
         batches = open_batches(conn)
@@ -112,7 +118,9 @@ def webhook_events_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
 # shows up here even though the runs that would evaluate these checks never get that far.
 health_checks_job = dg.define_asset_job(
     "health_checks",
-    selection=dg.AssetSelection.checks(push_backlog_check, rejected_share_check, staged_events_in_time_check),
+    selection=dg.AssetSelection.checks(
+        push_backlog_check, rejected_share_check, staged_events_in_time_check
+    ),
     description="Push backlog, contacts Ometria refused, webhook events left unprocessed.",
     executor_def=dg.in_process_executor,
 )

@@ -96,7 +96,11 @@ def hold_run_liveness(instance: Any, run_id: str) -> Iterator[dict[str, str]]:
         for setting, value in _KEEPALIVE.items():
             conn.execute(f"SET {setting} = {int(value)}")
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, run_id))
-        yield {LIVENESS_TAG: LIVENESS_ADVISORY_LOCK, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+        yield {
+            LIVENESS_TAG: LIVENESS_ADVISORY_LOCK,
+            PID_TAG: str(os.getpid()),
+            HOST_TAG: socket.gethostname(),
+        }
     finally:
         conn.close()  # ends the session, which releases the lock
 
@@ -113,7 +117,9 @@ def release_dead_runs(instance: Any) -> list[str]:
     if url is None:
         return []
     statuses = [dg.DagsterRunStatus(status) for status in _UNFINISHED]
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=statuses, tags={LIVENESS_TAG: LIVENESS_ADVISORY_LOCK}))
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(statuses=statuses, tags={LIVENESS_TAG: LIVENESS_ADVISORY_LOCK})
+    )
     if not runs:
         return []
     released = []
@@ -121,17 +127,23 @@ def release_dead_runs(instance: Any) -> list[str]:
         for run in runs:
             # A transaction lock: held while the run is marked, released at commit.
             with conn.transaction():
-                (owner_gone,) = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
-                                             (_LOCK_NAMESPACE, run.run_id)).fetchone()
+                (owner_gone,) = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                    (_LOCK_NAMESPACE, run.run_id),
+                ).fetchone()
                 if not owner_gone:
                     continue
                 current = instance.get_run_by_id(run.run_id)
                 if current is None or current.status.value not in _UNFINISHED:
                     continue
                 where = f"pid {run.tags.get(PID_TAG, '?')} on {run.tags.get(HOST_TAG, '?')}"
-                instance.report_run_failed(current, (
-                    f"The process running this run ({where}) is gone: killed or crashed without "
-                    "ending the run. Marked failed by og-pipeline, and its pool slots freed."))
+                instance.report_run_failed(
+                    current,
+                    (
+                        f"The process running this run ({where}) is gone: killed or crashed without "
+                        "ending the run. Marked failed by og-pipeline, and its pool slots freed."
+                    ),
+                )
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
                 released.append(run.run_id)
     return released

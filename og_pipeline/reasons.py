@@ -32,10 +32,24 @@ def safe_reason(exc: BaseException) -> str:
         text = str(exc)
     elif isinstance(exc, psycopg.Error):
         diag = exc.diag
-        names = (("table", diag.table_name), ("column", diag.column_name), ("constraint", diag.constraint_name))
-        text = ", ".join([f"SQLSTATE {exc.sqlstate}", *(f"{kind} {value}" for kind, value in names if value)])
+        names = (
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+        )
+        text = ", ".join(
+            [f"SQLSTATE {exc.sqlstate}", *(f"{kind} {value}" for kind, value in names if value)]
+        )
     else:
-        ours = [f for f in traceback.extract_tb(exc.__traceback__) if "og_pipeline" in Path(f.filename).parts]
+        ours = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if "og_pipeline" in Path(f.filename).parts
+        ]
         frame = ours[-1] if ours else None
-        text = f"raised in {frame.name} ({Path(frame.filename).name}:{frame.lineno})" if frame else "raised"
+        text = (
+            f"raised in {frame.name} ({Path(frame.filename).name}:{frame.lineno})"
+            if frame
+            else "raised"
+        )
     return redact(f"{name}: {text}")[:MAX_REASON]

@@ -79,8 +79,11 @@ def open_databases(settings: Settings, state: Path) -> Databases:
             dagster_url = settings.dagster_database_url
         else:
             # Same server, a database of Dagster's own next to ours.
-            dagster_url = (with_database(og_url, DAGSTER_DATABASE) if embedded is not None
-                           else dagster_database_url(og_url))
+            dagster_url = (
+                with_database(og_url, DAGSTER_DATABASE)
+                if embedded is not None
+                else dagster_database_url(og_url)
+            )
             ensure_database(og_url, database_name(dagster_url))
         migrate(og_url)
     except Exception:

@@ -43,15 +43,27 @@ class Settings(BaseModel):
     sync_overlap_minutes: int = Field(5, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES")
     # Above this share of a window's records unreadable, the API changed: the push is blocked.
     sync_max_rejected_share: float = Field(0.01, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE")
-    ometria_requests_per_second: float = Field(8.0, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND")
+    ometria_requests_per_second: float = Field(
+        8.0, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND"
+    )
     ometria_field_active_subscriptions: str = Field(
-        "ordergroove_active_subscriptions", min_length=1, alias="OG_OMETRIA_FIELD_ACTIVE_SUBSCRIPTIONS")
+        "ordergroove_active_subscriptions",
+        min_length=1,
+        alias="OG_OMETRIA_FIELD_ACTIVE_SUBSCRIPTIONS",
+    )
     ometria_field_total_subscriptions: str = Field(
-        "ordergroove_total_subscriptions", min_length=1, alias="OG_OMETRIA_FIELD_TOTAL_SUBSCRIPTIONS")
+        "ordergroove_total_subscriptions",
+        min_length=1,
+        alias="OG_OMETRIA_FIELD_TOTAL_SUBSCRIPTIONS",
+    )
     ometria_field_subscription_status: str = Field(
-        "ordergroove_subscription_status", min_length=1, alias="OG_OMETRIA_FIELD_SUBSCRIPTION_STATUS")
+        "ordergroove_subscription_status",
+        min_length=1,
+        alias="OG_OMETRIA_FIELD_SUBSCRIPTION_STATUS",
+    )
     ometria_field_next_order_date: str = Field(
-        "ordergroove_next_order_date", min_length=1, alias="OG_OMETRIA_FIELD_NEXT_ORDER_DATE")
+        "ordergroove_next_order_date", min_length=1, alias="OG_OMETRIA_FIELD_NEXT_ORDER_DATE"
+    )
 
     @field_validator("ordergroove_api_url", "ometria_api_url")
     @classmethod

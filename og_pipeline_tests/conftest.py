@@ -41,7 +41,9 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def _template(pg_server_url: str) -> str:
     with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
     ensure_database(pg_server_url, TEMPLATE)
     migrate(with_database(pg_server_url, TEMPLATE))
     return TEMPLATE
@@ -53,11 +55,15 @@ def db_url(pg_server_url: str, _template: str) -> Iterator[str]:
     name = "og_test_" + uuid.uuid4().hex[:12]
     with connect(pg_server_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(_template))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(_template)
+            )
         )
     yield with_database(pg_server_url, name)
     with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -67,4 +73,6 @@ def empty_db_url(pg_server_url: str) -> Iterator[str]:
     ensure_database(pg_server_url, name)
     yield with_database(pg_server_url, name)
     with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -69,7 +69,9 @@ def _wait_until_up(url: str, what: str, processes: list[subprocess.Popen], timeo
     while time.monotonic() < deadline:
         for proc in processes:
             if proc.poll() is not None:
-                raise click.ClickException(f"{what} did not start: a process exited with {proc.returncode}")
+                raise click.ClickException(
+                    f"{what} did not start: a process exited with {proc.returncode}"
+                )
         try:
             if requests.get(url, timeout=2).status_code < 500:
                 return
@@ -112,7 +114,9 @@ def _spawn(args: list[str], env: Mapping[str, str], cwd: Path, **popen: Any) -> 
     return subprocess.Popen(args, env=dict(env), cwd=cwd, process_group=0, **popen)
 
 
-def _start_first_backfill(state: Path, env: Mapping[str, str], root: Path) -> subprocess.Popen | None:
+def _start_first_backfill(
+    state: Path, env: Mapping[str, str], root: Path
+) -> subprocess.Popen | None:
     """On first start, sync from OG_SYNC_START_DATE to the last complete hour, as one run.
 
     The hourly schedule takes over from there. The run shows in the UI like any other.
@@ -121,13 +125,31 @@ def _start_first_backfill(state: Path, env: Mapping[str, str], root: Path) -> su
         return None
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = env["OG_SYNC_START_DATE"]
-    click.echo(f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI; "
-               f"output also in {state / BACKFILL_LOG})")
-    proc = _spawn(
-        [sys.executable, "-m", "og_pipeline", "sync", "--start", start, "--end", end.strftime("%Y-%m-%dT%H:%M")],
-        env, root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    click.echo(
+        f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI; "
+        f"output also in {state / BACKFILL_LOG})"
     )
-    threading.Thread(target=_relay, args=(proc, state / BACKFILL_LOG), name="backfill-output", daemon=True).start()
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "og_pipeline",
+            "sync",
+            "--start",
+            start,
+            "--end",
+            end.strftime("%Y-%m-%dT%H:%M"),
+        ],
+        env,
+        root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    threading.Thread(
+        target=_relay, args=(proc, state / BACKFILL_LOG), name="backfill-output", daemon=True
+    ).start()
     return proc
 
 
@@ -147,9 +169,12 @@ def _finish_first_backfill(state: Path, backfill: subprocess.Popen) -> None:
         (state / BACKFILL_MARKER).write_text(datetime.now(UTC).isoformat() + "\n")
         click.echo("start-date backfill done; the hourly schedule keeps contacts current")
     else:
-        click.echo(f"start-date backfill failed (exit {backfill.returncode}); its output is in "
-                   f"{state / BACKFILL_LOG} and its run (if it got that far) in the UI. "
-                   "It runs again at the next start.", err=True)
+        click.echo(
+            f"start-date backfill failed (exit {backfill.returncode}); its output is in "
+            f"{state / BACKFILL_LOG} and its run (if it got that far) in the UI. "
+            "It runs again at the next start.",
+            err=True,
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -157,16 +182,35 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the UI and services.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface for the UI and services."
+)
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--sandbox-port", default=8700, show_default=True, help="Port of the sandbox APIs.")
-@click.option("--webhook-port", default=8701, show_default=True, help="Port of the webhook receiver.")
-@click.option("--webhook-rate", default=0.1, show_default=True,
-              help="Signed webhooks per second the sandbox sends to the receiver (0: none).")
-@click.option("--bad-record-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
-              help="Share of the sandbox's REST records served malformed (see og-pipeline sandbox --help).")
-def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate: float,
-        bad_record_rate: float) -> None:
+@click.option(
+    "--webhook-port", default=8701, show_default=True, help="Port of the webhook receiver."
+)
+@click.option(
+    "--webhook-rate",
+    default=0.1,
+    show_default=True,
+    help="Signed webhooks per second the sandbox sends to the receiver (0: none).",
+)
+@click.option(
+    "--bad-record-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of the sandbox's REST records served malformed (see og-pipeline sandbox --help).",
+)
+def dev(
+    host: str,
+    port: int,
+    sandbox_port: int,
+    webhook_port: int,
+    webhook_rate: float,
+    bad_record_rate: float,
+) -> None:
     """Run the whole system locally: Postgres, sandbox APIs, Dagster UI and daemon.
 
     Uses an embedded Postgres (data in .og/postgres) unless OG_DATABASE_URL is set, and the sandbox
@@ -188,19 +232,32 @@ def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate
     try:
         env = dict(os.environ)
         env.update(dagster_environment(root, state, databases))
-        click.echo("Postgres: " + ("embedded, data in " + str(state / "postgres")
-                                   if databases.embedded else "OG_DATABASE_URL"))
+        click.echo(
+            "Postgres: "
+            + (
+                "embedded, data in " + str(state / "postgres")
+                if databases.embedded
+                else "OG_DATABASE_URL"
+            )
+        )
 
         fake_og = settings.ordergroove_api_key is None
         fake_ometria = settings.ometria_api_key is None
         if not fake_og:
             require_start_date(settings)
         sandbox = f"http://{host}:{sandbox_port}"
-        spec = (_dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
-                if fake_og or fake_ometria else {})
+        spec = (
+            _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
+            if fake_og or fake_ometria
+            else {}
+        )
         if fake_og:
-            env.update(ORDERGROOVE_API_URL=sandbox + "/ordergroove", ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
-                       ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY, OG_SYNC_START_DATE=str(spec["start_date"]))
+            env.update(
+                ORDERGROOVE_API_URL=sandbox + "/ordergroove",
+                ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
+                ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY,
+                OG_SYNC_START_DATE=str(spec["start_date"]),
+            )
         if fake_ometria:
             env.update(OMETRIA_API_URL=sandbox + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
         # Validate what the children will see, so a bad value fails here with its name.
@@ -208,38 +265,97 @@ def dev(host: str, port: int, sandbox_port: int, webhook_port: int, webhook_rate
 
         receiver = f"http://{host}:{webhook_port}/webhooks/ordergroove"
         if child_settings.webhook_keys:
-            processes.append(_spawn(
-                [sys.executable, "-m", "og_pipeline", "webhooks", "serve", "--host", host,
-                 "--port", str(webhook_port)], env, root))
-            _wait_until_up(f"http://{host}:{webhook_port}/healthz", "the webhook receiver", processes, 60)
+            processes.append(
+                _spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "og_pipeline",
+                        "webhooks",
+                        "serve",
+                        "--host",
+                        host,
+                        "--port",
+                        str(webhook_port),
+                    ],
+                    env,
+                    root,
+                )
+            )
+            _wait_until_up(
+                f"http://{host}:{webhook_port}/healthz", "the webhook receiver", processes, 60
+            )
             click.echo(f"Webhook receiver: {receiver}")
         else:
             receiver = ""
             click.echo("Webhook receiver not started: ORDERGROOVE_WEBHOOK_KEY is not set", err=True)
 
         if fake_og or fake_ometria:
-            stream = (["--webhook-url", receiver, "--webhook-rate", str(webhook_rate)]
-                      if fake_og and receiver and webhook_rate > 0 else [])
-            processes.append(_spawn(
-                [sys.executable, "-m", "og_pipeline", "sandbox", "--host", host,
-                 "--port", str(sandbox_port), "--seed", str(spec["seed"]),
-                 "--subscriptions", str(spec["subscriptions"]),
-                 "--start-date", str(spec["start_date"]), "--now", str(spec["now"]),
-                 "--bad-record-rate", str(bad_record_rate), *stream],
-                env, root))
+            stream = (
+                ["--webhook-url", receiver, "--webhook-rate", str(webhook_rate)]
+                if fake_og and receiver and webhook_rate > 0
+                else []
+            )
+            processes.append(
+                _spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "og_pipeline",
+                        "sandbox",
+                        "--host",
+                        host,
+                        "--port",
+                        str(sandbox_port),
+                        "--seed",
+                        str(spec["seed"]),
+                        "--subscriptions",
+                        str(spec["subscriptions"]),
+                        "--start-date",
+                        str(spec["start_date"]),
+                        "--now",
+                        str(spec["now"]),
+                        "--bad-record-rate",
+                        str(bad_record_rate),
+                        *stream,
+                    ],
+                    env,
+                    root,
+                )
+            )
             _wait_until_up(sandbox + "/_sandbox/health", "the sandbox", processes, 120)
-            click.echo(f"Sandbox APIs: {sandbox} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
-                       f"Ometria: {'sandbox' if fake_ometria else 'real'})"
-                       + (f"; sending {webhook_rate:g} signed webhooks/s to the receiver" if stream else ""))
+            click.echo(
+                f"Sandbox APIs: {sandbox} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
+                f"Ometria: {'sandbox' if fake_ometria else 'real'})"
+                + (
+                    f"; sending {webhook_rate:g} signed webhooks/s to the receiver"
+                    if stream
+                    else ""
+                )
+            )
 
         # Dagster's tables and the API pools exist before the daemon can start a run: two runs
         # making a pool's first claim at once fail one of them (see og_pipeline.pools).
         with instance_on(root, state, databases):
             pass
-        processes.append(_spawn(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
-             "-h", host, "-p", str(port)],
-            env, root))
+        processes.append(
+            _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "dagster",
+                    "dev",
+                    "-w",
+                    str(root / "workspace.yaml"),
+                    "-h",
+                    host,
+                    "-p",
+                    str(port),
+                ],
+                env,
+                root,
+            )
+        )
         _wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
         click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
         backfill = _start_first_backfill(state, env, root)

@@ -50,7 +50,10 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
     server started if needed, or reused when `dev` runs it)."""
     root = project_root()
     state = state_dir(root)
-    with open_databases(settings, state) as databases, instance_on(root, state, databases) as instance:
+    with (
+        open_databases(settings, state) as databases,
+        instance_on(root, state, databases) as instance,
+    ):
         yield instance
 
 
@@ -62,8 +65,10 @@ def instance_on(root: Path, state: Path, databases: Databases) -> Iterator[Any]:
 
     with dg.DagsterInstance.get() as instance:
         for run_id in ensure_pools(instance):
-            click.echo(f"run {run_id} marked failed: its process is gone (killed or crashed); "
-                       "its pool slots are free again")
+            click.echo(
+                f"run {run_id} marked failed: its process is gone (killed or crashed); "
+                "its pool slots are free again"
+            )
         yield instance
 
 
@@ -125,10 +130,14 @@ class _PoolWait:
                 enqueued = step.enqueued_timestamp
                 if enqueued.tzinfo is None:
                     enqueued = enqueued.replace(tzinfo=UTC)  # Dagster stores UTC without a zone
-                holders = ", ".join(sorted(slot.run_id[:8] for slot in info.claimed_slots)) or "none"
-                message = (f"waiting for a slot in pool {pool} for {(now - enqueued).total_seconds():.0f} s "
-                           f"(step {step.step_key}; limit {info.slot_count}, held by run {holders}); "
-                           "Ctrl-C or SIGTERM stops this run")
+                holders = (
+                    ", ".join(sorted(slot.run_id[:8] for slot in info.claimed_slots)) or "none"
+                )
+                message = (
+                    f"waiting for a slot in pool {pool} for {(now - enqueued).total_seconds():.0f} s "
+                    f"(step {step.step_key}; limit {info.slot_count}, held by run {holders}); "
+                    "Ctrl-C or SIGTERM stops this run"
+                )
                 click.echo(message)
                 run = self.instance.get_run_by_id(self.run_id)
                 if run is not None:
@@ -152,8 +161,14 @@ def _waiting_for_pools(instance: Any, run_id: str) -> Iterator[_PoolWait]:
         ActiveExecution.sleep_til_ready = original  # type: ignore[method-assign]
 
 
-def run_job(instance: Any, job_name: str, label: str, *, tags: dict[str, str] | None = None,
-            run_config: dict[str, Any] | None = None) -> Any:
+def run_job(
+    instance: Any,
+    job_name: str,
+    label: str,
+    *,
+    tags: dict[str, str] | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> Any:
     from dagster._core.utils import make_new_run_id
 
     from og_pipeline.definitions import defs
@@ -163,21 +178,36 @@ def run_job(instance: Any, job_name: str, label: str, *, tags: dict[str, str] | 
     run_id = make_new_run_id()
     storage = instance.event_log_storage
     # The lock before the run exists, until its slots are freed: see og_pipeline.pools.
-    with hold_run_liveness(instance, run_id) as liveness_tags, _waiting_for_pools(instance, run_id) as wait:
+    with (
+        hold_run_liveness(instance, run_id) as liveness_tags,
+        _waiting_for_pools(instance, run_id) as wait,
+    ):
         try:
-            result = job.execute_in_process(instance=instance, run_id=run_id, tags={**(tags or {}), **liveness_tags},
-                                            run_config=config, raise_on_error=False)
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                tags={**(tags or {}), **liveness_tags},
+                run_config=config,
+                raise_on_error=False,
+            )
         finally:
             # The run has ended, however: nothing of it may keep a slot or a place in a queue.
             if storage.supports_global_concurrency_limits:
                 storage.free_concurrency_slots_for_run(run_id)
     if wait.interrupted or _interrupted(result):
-        where = (f"while waiting for a slot in pool {', '.join(sorted(wait.pools))}" if wait.interrupted
-                 and wait.pools else "by a signal")
-        raise RunInterrupted(f"{label} interrupted {where} (run {run_id}): the run is marked failed and "
-                             "holds no pool slot")
+        where = (
+            f"while waiting for a slot in pool {', '.join(sorted(wait.pools))}"
+            if wait.interrupted and wait.pools
+            else "by a signal"
+        )
+        raise RunInterrupted(
+            f"{label} interrupted {where} (run {run_id}): the run is marked failed and "
+            "holds no pool slot"
+        )
     if not result.success:
-        raise click.ClickException(f"{label} failed (run {result.run_id}): {failure_reason(result)}")
+        raise click.ClickException(
+            f"{label} failed (run {result.run_id}): {failure_reason(result)}"
+        )
     return result
 
 

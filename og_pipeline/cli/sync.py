@@ -33,23 +33,46 @@ def parse_hour(value: str, option: str) -> datetime:
 
 
 _SUMMARY_KEYS = {
-    "ordergroove_raw_records": ("records_fetched", "records_inserted", "records_updated", "requests", "retries"),
+    "ordergroove_raw_records": (
+        "records_fetched",
+        "records_inserted",
+        "records_updated",
+        "requests",
+        "retries",
+    ),
     "contact_subscription_stats": ("contacts_changed",),
-    "ometria_contact_fields": ("contacts_pushed", "contacts_accepted", "contacts_rejected",
-                               "contacts_without_email", "new_async_errors"),
+    "ometria_contact_fields": (
+        "contacts_pushed",
+        "contacts_accepted",
+        "contacts_rejected",
+        "contacts_without_email",
+        "new_async_errors",
+    ),
 }
 
 
 def _summary(result: Any) -> dict[str, Any]:
     found = materializations(result)
-    summary = {key: found.get(asset, {}).get(key) for asset, keys in _SUMMARY_KEYS.items() for key in keys}
+    summary = {
+        key: found.get(asset, {}).get(key) for asset, keys in _SUMMARY_KEYS.items() for key in keys
+    }
     summary["ometria_retries"] = found.get("ometria_contact_fields", {}).get("retries")
     return summary
 
 
 @click.command()
-@click.option("--start", "start_text", required=True, help="First hour (UTC), e.g. 2026-11-01 or 2026-11-01T05:00.")
-@click.option("--end", "end_text", required=True, help="End (UTC, exclusive): --start 2026-11-01 --end 2026-11-02 is 24 hours.")
+@click.option(
+    "--start",
+    "start_text",
+    required=True,
+    help="First hour (UTC), e.g. 2026-11-01 or 2026-11-01T05:00.",
+)
+@click.option(
+    "--end",
+    "end_text",
+    required=True,
+    help="End (UTC, exclusive): --start 2026-11-01 --end 2026-11-02 is 24 hours.",
+)
 def sync(start_text: str, end_text: str) -> None:
     """Sync a range of hours from Ordergroove and push changed contacts to Ometria.
 
@@ -64,22 +87,37 @@ def sync(start_text: str, end_text: str) -> None:
     settings = load_settings()
     first_hour = datetime.combine(require_start_date(settings), datetime.min.time(), tzinfo=UTC)
     if start < first_hour:
-        raise ConfigError(f"--start {start:%Y-%m-%dT%H:%M} is before OG_SYNC_START_DATE ({first_hour:%Y-%m-%d})")
+        raise ConfigError(
+            f"--start {start:%Y-%m-%dT%H:%M} is before OG_SYNC_START_DATE ({first_hour:%Y-%m-%d})"
+        )
     last_complete = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     if end > last_complete:
-        raise click.BadParameter(f"must not be after the last complete hour ({last_complete:%Y-%m-%dT%H:%M})",
-                                 param_hint="--end")
-    for variable, value in (("ORDERGROOVE_API_KEY", settings.ordergroove_api_key),
-                            ("OMETRIA_API_KEY", settings.ometria_api_key)):
+        raise click.BadParameter(
+            f"must not be after the last complete hour ({last_complete:%Y-%m-%dT%H:%M})",
+            param_hint="--end",
+        )
+    for variable, value in (
+        ("ORDERGROOVE_API_KEY", settings.ordergroove_api_key),
+        ("OMETRIA_API_KEY", settings.ometria_api_key),
+    ):
         if value is None:
-            raise ConfigError(f"{variable} is not set: sync talks to the real API (or the sandbox's URL and key)")
+            raise ConfigError(
+                f"{variable} is not set: sync talks to the real API (or the sandbox's URL and key)"
+            )
 
     hours = int((end - start) / timedelta(hours=1))
     with dagster_instance(settings) as instance:
         click.echo(f"syncing {hours} hours from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
-        result = run_job(instance, "ordergroove_sync", "sync", tags={
-            "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
-            "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
-            "og-pipeline/trigger": "cli-sync",
-        })
+        result = run_job(
+            instance,
+            "ordergroove_sync",
+            "sync",
+            tags={
+                "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
+                "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(
+                    PARTITION_FORMAT
+                ),
+                "og-pipeline/trigger": "cli-sync",
+            },
+        )
     echo_summary(f"run {result.run_id} succeeded", {"hours": hours, **_summary(result)})

@@ -29,12 +29,20 @@ def serve(host: str, port: int, workers: int) -> None:
 
     settings = load_settings()
     if not settings.webhook_keys:
-        raise ConfigError("ORDERGROOVE_WEBHOOK_KEY is not set: copy the Verification Key of the webhook route")
+        raise ConfigError(
+            "ORDERGROOVE_WEBHOOK_KEY is not set: copy the Verification Key of the webhook route"
+        )
     with open_databases(settings, state_dir(project_root())) as databases:
         click.echo(f"receiving Ordergroove webhooks on http://{host}:{port}/webhooks/ordergroove")
-        run(host, port, database_url=databases.og_url, keys=settings.webhook_keys,
+        run(
+            host,
+            port,
+            database_url=databases.og_url,
+            keys=settings.webhook_keys,
             max_body_bytes=settings.webhook_max_body_bytes,
-            max_age_seconds=settings.webhook_max_age_seconds, workers=workers)
+            max_age_seconds=settings.webhook_max_age_seconds,
+            workers=workers,
+        )
 
 
 @webhooks.command()
@@ -46,23 +54,32 @@ def process() -> None:
     """
     settings = load_settings()
     with dagster_instance(settings) as instance:
-        result = run_job(instance, "process_webhook_events", "webhook processing",
-                         tags={"og-pipeline/trigger": "cli-webhooks-process"})
+        result = run_job(
+            instance,
+            "process_webhook_events",
+            "webhook processing",
+            tags={"og-pipeline/trigger": "cli-webhooks-process"},
+        )
     found = materializations(result)
     events = found.get("ordergroove_webhook_events", {})
-    echo_summary(f"run {result.run_id} succeeded", {
-        "events_applied": events.get("events_applied"),
-        "events_ignored": events.get("events_ignored"),
-        "events_to_retry": events.get("events_to_retry"),
-        "events_failed": events.get("staged_failed", 0),
-        "events_invalid": events.get("staged_invalid", 0),
-        "contacts_pushed": found.get("ometria_contact_fields", {}).get("contacts_pushed"),
-        "custom_events_sent": found.get("ometria_custom_events", {}).get("events_accepted"),
-    })
+    echo_summary(
+        f"run {result.run_id} succeeded",
+        {
+            "events_applied": events.get("events_applied"),
+            "events_ignored": events.get("events_ignored"),
+            "events_to_retry": events.get("events_to_retry"),
+            "events_failed": events.get("staged_failed", 0),
+            "events_invalid": events.get("staged_invalid", 0),
+            "contacts_pushed": found.get("ometria_contact_fields", {}).get("contacts_pushed"),
+            "custom_events_sent": found.get("ometria_custom_events", {}).get("events_accepted"),
+        },
+    )
 
 
 @webhooks.command()
-@click.option("--event-id", "event_ids", multiple=True, help="Only these Ordergroove event ids (repeatable).")
+@click.option(
+    "--event-id", "event_ids", multiple=True, help="Only these Ordergroove event ids (repeatable)."
+)
 def replay(event_ids: tuple[str, ...]) -> None:
     """Put failed webhook events back in the queue, once their cause is fixed.
 
@@ -74,7 +91,11 @@ def replay(event_ids: tuple[str, ...]) -> None:
     from og_pipeline.runtime import open_databases, project_root, state_dir
     from og_pipeline.webhooks.batches import replay as replay_events
 
-    with open_databases(load_settings(), state_dir(project_root())) as databases, \
-            connect(databases.og_url) as conn:
+    with (
+        open_databases(load_settings(), state_dir(project_root())) as databases,
+        connect(databases.og_url) as conn,
+    ):
         failed, invalid = replay_events(conn, event_ids=list(event_ids) or None)
-    click.echo(f"{failed} failed event(s) queued again; {invalid} invalid event(s) now valid and queued")
+    click.echo(
+        f"{failed} failed event(s) queued again; {invalid} invalid event(s) now valid and queued"
+    )

@@ -16,11 +16,16 @@ MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
 class StatsConfig(dg.Config):
     # Descriptions through Field: a docstring under a field never reaches Dagster's UI.
     max_active_drop_share: float = Field(
-        default=0.2, ge=0, le=1,
-        description="Largest share of contacts active in Ometria that may turn inactive in one run.")
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Largest share of contacts active in Ometria that may turn inactive in one run.",
+    )
     mass_drop_min_contacts: int = Field(
-        default=50, ge=0,
-        description="Below this many active contacts in Ometria, the mass-drop check does not apply.")
+        default=50,
+        ge=0,
+        description="Below this many active contacts in Ometria, the mass-drop check does not apply.",
+    )
 
 
 @dg.asset(
@@ -28,7 +33,9 @@ class StatsConfig(dg.Config):
     # Keys, not the asset objects: a folder imports none of its upstream siblings' assets.
     deps=["ordergroove_raw_records", "ordergroove_webhook_events"],
     kinds={"postgres"},
-    check_specs=[dg.AssetCheckSpec(MASS_DROP_CHECK, asset="contact_subscription_stats", blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(MASS_DROP_CHECK, asset="contact_subscription_stats", blocking=True)
+    ],
 )
 def contact_subscription_stats(
     context: dg.AssetExecutionContext, config: StatsConfig, postgres: PostgresResource

@@ -30,8 +30,9 @@ def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) ->
 def ensure_database(server_url: str, database: str) -> None:
     """Create ``database`` on the server of ``server_url`` unless it exists (needs CREATEDB)."""
     with connect(server_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if not exists:
             # CREATE DATABASE takes no parameters; the identifier is quoted by psycopg.
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-

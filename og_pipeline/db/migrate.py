@@ -65,13 +65,16 @@ def migrate(url: str, *, lock_timeout: str = LOCK_TIMEOUT) -> list[str]:
                     " version text PRIMARY KEY,"
                     " applied_at timestamptz NOT NULL DEFAULT now())"
                 )
-                done = _applied(conn) or set()  # again, under the lock: another process may have run
+                done = (
+                    _applied(conn) or set()
+                )  # again, under the lock: another process may have run
                 for migration in available():
                     if migration.version in done:
                         continue
                     conn.execute(migration.sql)
                     conn.execute(
-                        "INSERT INTO og.schema_migrations (version) VALUES (%s)", (migration.version,)
+                        "INSERT INTO og.schema_migrations (version) VALUES (%s)",
+                        (migration.version,),
                     )
                     applied_now.append(migration.version)
         except psycopg.errors.LockNotAvailable as exc:

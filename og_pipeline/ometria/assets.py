@@ -31,20 +31,30 @@ def ometria_contact_fields(
     """
     with ometria.client() as client, postgres.connection() as conn:
         report = push_changed_contacts(
-            conn, client, field_ids=ometria.field_ids, collection=ometria.collection,
+            conn,
+            client,
+            field_ids=ometria.field_ids,
+            collection=ometria.collection,
             run_id=context.run.run_id,
-            on_batch=lambda r: context.log.info("pushed %d contacts so far", r.pushed)
-            if r.batches % 20 == 0 else None,
+            on_batch=lambda r: (
+                context.log.info("pushed %d contacts so far", r.pushed)
+                if r.batches % 20 == 0
+                else None
+            ),
         )
         stats = client.stats
     context.log.info(
         "pushed %d contacts (%d accepted, %d rejected, %d without e-mail)",
-        report.pushed, report.accepted, report.rejected, report.without_email,
+        report.pushed,
+        report.accepted,
+        report.rejected,
+        report.without_email,
     )
     if report.rejected or report.new_async_errors:
         context.log.warning(
             "Ometria refused %d contacts and reported %d new errors; see og.ometria_contacts.last_error",
-            report.rejected, report.new_async_errors,
+            report.rejected,
+            report.new_async_errors,
         )
     metadata: dict[str, object] = {
         **report.as_metadata(),
@@ -53,7 +63,9 @@ def ometria_contact_fields(
         "throttled": stats.throttled,
     }
     if report.preview:
-        metadata["preview"] = dg.MetadataValue.md(pd.DataFrame(report.preview).to_markdown(index=False))
+        metadata["preview"] = dg.MetadataValue.md(
+            pd.DataFrame(report.preview).to_markdown(index=False)
+        )
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -63,7 +75,9 @@ def ometria_contact_fields(
     pool=OMETRIA_POOL,
     kinds={"postgres"},
     tags={"destination": "ometria"},
-    check_specs=[dg.AssetCheckSpec("no_expired_or_failed_custom_events", asset="ometria_custom_events")],
+    check_specs=[
+        dg.AssetCheckSpec("no_expired_or_failed_custom_events", asset="ometria_custom_events")
+    ],
 )
 def ometria_custom_events(
     context: dg.AssetExecutionContext,
@@ -86,12 +100,22 @@ def ometria_custom_events(
         lookups = Lookups(conn, fetch_customer=og.get_customer, fetch_product=og.get_product)
         report = send_due_events(conn, client, lookups, run_id=context.run.run_id)
         stats = client.stats
-    context.log.info("sent %d custom events (%d rejected, %d unconfirmed, %d failed, %d expired)",
-                     report.accepted, report.rejected, report.unconfirmed, report.failed, report.expired)
+    context.log.info(
+        "sent %d custom events (%d rejected, %d unconfirmed, %d failed, %d expired)",
+        report.accepted,
+        report.rejected,
+        report.unconfirmed,
+        report.failed,
+        report.expired,
+    )
     if report.failed or report.expired or report.unconfirmed:
-        context.log.warning("%d custom events could not be built, %d expired unsent and %d are unconfirmed; "
-                            "see og.ometria_events (outcome, last_error)", report.failed, report.expired,
-                            report.unconfirmed)
+        context.log.warning(
+            "%d custom events could not be built, %d expired unsent and %d are unconfirmed; "
+            "see og.ometria_events (outcome, last_error)",
+            report.failed,
+            report.expired,
+            report.unconfirmed,
+        )
     return dg.MaterializeResult(
         metadata={**report.as_metadata(), "requests": stats.requests, "retries": stats.retries},
         check_results=[
@@ -99,8 +123,11 @@ def ometria_custom_events(
                 check_name="no_expired_or_failed_custom_events",
                 passed=not (report.failed or report.expired or report.unconfirmed),
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"failed": report.failed, "expired": report.expired,
-                          "unconfirmed": report.unconfirmed},
+                metadata={
+                    "failed": report.failed,
+                    "expired": report.expired,
+                    "unconfirmed": report.unconfirmed,
+                },
                 # Per run: each such event is counted once, when it is marked; the rows stay.
                 description="Custom events marked in this run: failed (could not be built; deleting its "
                 "og.ometria_events row within the send window retries it) or expired (not sent within "

@@ -192,9 +192,13 @@ class OmetriaClient(SessionClient):
             retry_after_max=max_retry_after,
         )
         # No retries in the adapter: every attempt must pass the limiter (see module docstring).
-        self._open_session(session, HTTPAdapter(max_retries=0),
-                           {"X-Ometria-Auth": api_key, "Accept": "application/json"},
-                           error=OmetriaAPIError, secret=api_key)
+        self._open_session(
+            session,
+            HTTPAdapter(max_retries=0),
+            {"X-Ometria-Auth": api_key, "Accept": "application/json"},
+            error=OmetriaAPIError,
+            secret=api_key,
+        )
 
     # -- public API --------------------------------------------------------------------------
 

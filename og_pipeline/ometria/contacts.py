@@ -142,16 +142,31 @@ def _fields(row: tuple[Any, ...], ids: FieldIds) -> dict[str, Any]:
     }
 
 
-def _record(conn: psycopg.Connection, sql: str, contacts: list[_Contact],
-            request_ids: dict[str, str | None], **values: Any) -> None:
+def _record(
+    conn: psycopg.Connection,
+    sql: str,
+    contacts: list[_Contact],
+    request_ids: dict[str, str | None],
+    **values: Any,
+) -> None:
     if not contacts:
         return
     with conn.cursor() as cur:
-        cur.executemany(sql, [
-            {"customer_id": c.customer_id, "contact_id": c.contact_id, "fields": Jsonb(c.fields),
-             "hash": c.hash, "status": c.status, "request_id": request_ids.get(c.customer_id), **values}
-            for c in contacts
-        ])
+        cur.executemany(
+            sql,
+            [
+                {
+                    "customer_id": c.customer_id,
+                    "contact_id": c.contact_id,
+                    "fields": Jsonb(c.fields),
+                    "hash": c.hash,
+                    "status": c.status,
+                    "request_id": request_ids.get(c.customer_id),
+                    **values,
+                }
+                for c in contacts
+            ],
+        )
 
 
 def push_changed_contacts(
@@ -194,14 +209,22 @@ def push_changed_contacts(
         _record(conn, _ACCEPTED, accepted, request_ids)
         _record(conn, _AUDIT, accepted, request_ids, outcome="accepted", error=None, run_id=run_id)
         _record(conn, _REJECTED, rejected, request_ids, error="rejected by Ometria")
-        _record(conn, _AUDIT, rejected, request_ids, outcome="rejected",
-                error="rejected by Ometria", run_id=run_id)
+        _record(
+            conn,
+            _AUDIT,
+            rejected,
+            request_ids,
+            outcome="rejected",
+            error="rejected by Ometria",
+            run_id=run_id,
+        )
         conn.commit()
         report.accepted += len(accepted)
         report.rejected += len(rejected)
         if len(report.preview) < preview_size:
             report.preview.extend(
-                {"contact_id": c.contact_id, **c.fields} for c in accepted[: preview_size - len(report.preview)]
+                {"contact_id": c.contact_id, **c.fields}
+                for c in accepted[: preview_size - len(report.preview)]
             )
         if on_batch is not None:
             on_batch(report)

@@ -57,9 +57,12 @@ Record = dict[str, Any]
 class Lookups:
     """Details an event may lack, from the raw tables first and the REST API last, cached."""
 
-    def __init__(self, conn: psycopg.Connection,
-                 fetch_customer: Callable[[str], Record | None] | None = None,
-                 fetch_product: Callable[[str], Record | None] | None = None) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        fetch_customer: Callable[[str], Record | None] | None = None,
+        fetch_product: Callable[[str], Record | None] | None = None,
+    ) -> None:
         self.conn = conn
         self._fetch_customer = fetch_customer
         self._fetch_product = fetch_product
@@ -80,7 +83,8 @@ class Lookups:
     def product(self, product_id: str) -> Record:
         if product_id not in self._products:
             row = self.conn.execute(
-                "SELECT image_url, detail_url FROM og.products WHERE external_product_id = %s", (product_id,)
+                "SELECT image_url, detail_url FROM og.products WHERE external_product_id = %s",
+                (product_id,),
             ).fetchone()
             product = {"image_url": row[0], "detail_url": row[1]} if row else None
             if product is None and self._fetch_product is not None:
@@ -91,7 +95,8 @@ class Lookups:
     def order_products(self, order_id: str) -> list[str]:
         rows = self.conn.execute(
             "SELECT product_id FROM og.items WHERE order_id = %s AND deleted_at IS NULL "
-            "AND product_id IS NOT NULL ORDER BY public_id", (order_id,)
+            "AND product_id IS NOT NULL ORDER BY public_id",
+            (order_id,),
         ).fetchall()
         return [row[0] for row in rows]
 
@@ -99,7 +104,12 @@ class Lookups:
 def _frequency(sub: Record) -> str | None:
     try:
         every, period = int(sub["every"]), _PERIODS[int(sub["every_period"])]
-    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: `every` of 1e400 (inf)
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        OverflowError,
+    ):  # OverflowError: `every` of 1e400 (inf)
         days = sub.get("frequency_days")
         return f"every {days} days" if days else None
     return f"every {every} {period}{'s' if every != 1 else ''}"
@@ -124,11 +134,16 @@ def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookup
     customer = _mapping(snapshot.get("customer"))
     customer_id = str(obj.get("customer") or customer.get("merchant_user_id") or "")
     snapshot_email = customer.get("email") if isinstance(customer.get("email"), str) else None
-    snapshot_products = {str(p.get("external_product_id")): p for p in snapshot.get("products") or []
-                         if isinstance(p, dict)}
+    snapshot_products = {
+        str(p.get("external_product_id")): p
+        for p in snapshot.get("products") or []
+        if isinstance(p, dict)
+    }
     if event_type in SUBSCRIPTION_CHANGES:
         product_id = str(obj.get("product") or "")
-        product = snapshot_products.get(product_id) or (lookups.product(product_id) if product_id else {})
+        product = snapshot_products.get(product_id) or (
+            lookups.product(product_id) if product_id else {}
+        )
         reason = obj.get("cancel_reason")
         properties = {
             "subscription_event": SUBSCRIPTION_CHANGES[event_type],
@@ -143,9 +158,19 @@ def build_event(event_id: str, event_type: str, payload: Record, lookups: Lookup
         name = SUBSCRIPTION_EVENT
     else:
         order_id = str(obj.get("public_id") or "")
-        lines = [i for i in snapshot.get("items") or [] if isinstance(i, dict) and str(i.get("order")) == order_id]
-        products = [str(i["product"]) for i in lines if i.get("product")] or lookups.order_products(order_id)
-        properties = {"order_id": order_id, "product_set": products, "total_value": _whole(obj.get("total"))}
+        lines = [
+            i
+            for i in snapshot.get("items") or []
+            if isinstance(i, dict) and str(i.get("order")) == order_id
+        ]
+        products = [str(i["product"]) for i in lines if i.get("product")] or lookups.order_products(
+            order_id
+        )
+        properties = {
+            "order_id": order_id,
+            "product_set": products,
+            "total_value": _whole(obj.get("total")),
+        }
         name = ORDER_REMINDER
     moment = created_at(payload) or datetime.now(UTC)
     return {
@@ -181,10 +206,16 @@ class EventsReport:
     by_type: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int]:
-        return {"events_due": self.due, "events_accepted": self.accepted, "events_rejected": self.rejected,
-                "events_unconfirmed": self.unconfirmed, "events_failed": self.failed, "events_expired": self.expired,
-                "events_without_email": self.without_email,
-                **{f"sent_{name}": count for name, count in self.by_type.items()}}
+        return {
+            "events_due": self.due,
+            "events_accepted": self.accepted,
+            "events_rejected": self.rejected,
+            "events_unconfirmed": self.unconfirmed,
+            "events_failed": self.failed,
+            "events_expired": self.expired,
+            "events_without_email": self.without_email,
+            **{f"sent_{name}": count for name, count in self.by_type.items()},
+        }
 
 
 # Only recently processed events: the index keeps the look-up small as the table grows, and an
@@ -250,12 +281,15 @@ VALUES ('custom_event', %(id)s, %(customer_id)s, %(properties)s, %(request_id)s,
 """
 
 
-def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups, *,
-                    run_id: str | None = None) -> EventsReport:
+def send_due_events(
+    conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups, *, run_id: str | None = None
+) -> EventsReport:
     """Send every processed, mapped webhook event that has no Ometria outcome yet; mark those
     past the send window expired, and those that cannot be built failed."""
     report = EventsReport()
-    conn.execute("SELECT pg_advisory_lock(%s)", (_SENDER_LOCK,))  # released at the end or with the session
+    conn.execute(
+        "SELECT pg_advisory_lock(%s)", (_SENDER_LOCK,)
+    )  # released at the end or with the session
     try:
         _send_due(conn, client, lookups, report, run_id)
     finally:
@@ -266,14 +300,27 @@ def send_due_events(conn: psycopg.Connection, client: OmetriaClient, lookups: Lo
     return report
 
 
-def _send_due(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups, report: EventsReport,
-              run_id: str | None) -> None:
+def _send_due(
+    conn: psycopg.Connection,
+    client: OmetriaClient,
+    lookups: Lookups,
+    report: EventsReport,
+    run_id: str | None,
+) -> None:
     report.unconfirmed = conn.execute(_ORPHANED).rowcount
-    report.expired = conn.execute(_EXPIRE, {"types": list(MAPPED_TYPES), "reminder": ORDER_REMINDER,
-                                            "subscription": SUBSCRIPTION_EVENT}).rowcount
+    report.expired = conn.execute(
+        _EXPIRE,
+        {
+            "types": list(MAPPED_TYPES),
+            "reminder": ORDER_REMINDER,
+            "subscription": SUBSCRIPTION_EVENT,
+        },
+    ).rowcount
     conn.commit()
     while True:
-        rows = conn.execute(_DUE, {"types": list(MAPPED_TYPES), "limit": client.max_batch}).fetchall()
+        rows = conn.execute(
+            _DUE, {"types": list(MAPPED_TYPES), "limit": client.max_batch}
+        ).fetchall()
         if not rows:
             break
         report.due += len(rows)
@@ -287,9 +334,17 @@ def _send_due(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups,
         if not built:
             conn.commit()  # the failed rows: the next batch starts past them
             continue
-        params = [{"id": record["id"], "webhook_event_id": event_id, "event_type": record["event_type"],
-                   "customer_id": record["identity_account_id"], "properties": Jsonb(record["properties"]),
-                   "run_id": run_id} for event_id, record in built]
+        params = [
+            {
+                "id": record["id"],
+                "webhook_event_id": event_id,
+                "event_type": record["event_type"],
+                "customer_id": record["identity_account_id"],
+                "properties": Jsonb(record["properties"]),
+                "run_id": run_id,
+            }
+            for event_id, record in built
+        ]
         with conn.cursor() as cur:
             cur.executemany(_SENDING, params)
         conn.commit()  # before the push: a crash from here on can never send these again
@@ -299,21 +354,29 @@ def _send_due(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups,
             # No 2xx for good (or interrupted before the request left): not accepted, so taken
             # back and sent by a later run.
             conn.rollback()
-            conn.execute("DELETE FROM og.ometria_events WHERE event_id = ANY(%s) AND outcome = 'sending'",
-                         ([p["id"] for p in params],))
+            conn.execute(
+                "DELETE FROM og.ometria_events WHERE event_id = ANY(%s) AND outcome = 'sending'",
+                ([p["id"] for p in params],),
+            )
             conn.commit()
             raise
         if result.rejected:
-            outcome, error = "unconfirmed", (
-                f"Ometria refused {result.rejected} of the {len(built)} events of request "
-                f"{result.request_id} without naming them; not sent again")
+            outcome, error = (
+                "unconfirmed",
+                (
+                    f"Ometria refused {result.rejected} of the {len(built)} events of request "
+                    f"{result.request_id} without naming them; not sent again"
+                ),
+            )
             report.unconfirmed += len(built)
             report.rejected += result.rejected
         else:
             outcome, error = "accepted", None
             report.accepted += len(built)
             for _, record in built:
-                report.by_type[record["event_type"]] = report.by_type.get(record["event_type"], 0) + 1
+                report.by_type[record["event_type"]] = (
+                    report.by_type.get(record["event_type"], 0) + 1
+                )
         report.without_email += sum(1 for _, record in built if not record["identity_email"])
         for p in params:
             p.update(outcome=outcome, request_id=result.request_id, error=error)
@@ -323,13 +386,16 @@ def _send_due(conn: psycopg.Connection, client: OmetriaClient, lookups: Lookups,
         conn.commit()
 
 
-def _build_alone(conn: psycopg.Connection, event_id: str, event_type: str, payload: Record,
-                 lookups: Lookups) -> Record | None:
+def _build_alone(
+    conn: psycopg.Connection, event_id: str, event_type: str, payload: Record, lookups: Lookups
+) -> Record | None:
     """The event's record, or None once it is recorded failed with a reason that quotes none
     of its contents. A failing database connection or API (Ordergroove's, for a look-up) is
     no fault of the event: that still fails the run, and the event is built again next run."""
     try:
-        with conn.transaction():  # a savepoint: a look-up that failed in SQL leaves the batch usable
+        with (
+            conn.transaction()
+        ):  # a savepoint: a look-up that failed in SQL leaves the batch usable
             record = build_event(event_id, event_type, payload, lookups)
             _check_encodable(record)
         return record
@@ -337,6 +403,14 @@ def _build_alone(conn: psycopg.Connection, event_id: str, event_type: str, paylo
         raise
     except Exception as exc:  # noqa: BLE001 - whatever one event raises is that event's alone
         name = ORDER_REMINDER if event_type == "order.reminder" else SUBSCRIPTION_EVENT
-        conn.execute(_NOT_SENT, {"id": f"og-{event_id}", "webhook_event_id": event_id, "event_type": name,
-                                 "outcome": "failed", "error": safe_reason(exc)})
+        conn.execute(
+            _NOT_SENT,
+            {
+                "id": f"og-{event_id}",
+                "webhook_event_id": event_id,
+                "event_type": name,
+                "outcome": "failed",
+                "error": safe_reason(exc),
+            },
+        )
         return None

@@ -22,18 +22,23 @@ class OmetriaResource(dg.ConfigurableResource):
     field_subscription_status: str = FieldIds.subscription_status
     field_next_order_date: str = FieldIds.next_order_date
     backlog_hours: float = Field(
-        default=2, gt=0,
+        default=2,
+        gt=0,
         description="Contacts whose fields changed longer ago than this and are still not "
         "accepted by Ometria make push_backlog warn.",
     )
     max_rejected_share: float = Field(
-        default=0.01, ge=0, le=1,
+        default=0.01,
+        ge=0,
+        le=1,
         description="Above this share of contacts refused by Ometria, rejected_contacts_share warns.",
     )
 
     def client(self) -> OmetriaClient:
         return OmetriaClient(
-            self.api_url, self.api_key, requests_per_second=self.requests_per_second,
+            self.api_url,
+            self.api_key,
+            requests_per_second=self.requests_per_second,
             max_retries=self.max_retries,
         )
 

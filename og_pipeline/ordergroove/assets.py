@@ -6,7 +6,6 @@ so a year of history is one run, not 8,760. One hourly asset holds all four obje
 hourly partition costs Dagster bookkeeping, so the partitioned assets are kept few.
 """
 
-
 from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
@@ -37,11 +36,15 @@ hourly_partitions = dg.HourlyPartitionsDefinition(
     pool=ORDERGROOVE_POOL,
     kinds={"postgres"},
     tags={"source": "ordergroove"},
-    check_specs=[dg.AssetCheckSpec(
-        READABLE_CHECK, asset="ordergroove_raw_records", blocking=True,
-        description="Warns while any record is set aside as unreadable; blocks the push when "
-        "more than max_rejected_share of a window's records are (a changed API, not a bad record).",
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            READABLE_CHECK,
+            asset="ordergroove_raw_records",
+            blocking=True,
+            description="Warns while any record is set aside as unreadable; blocks the push when "
+            "more than max_rejected_share of a window's records are (a changed API, not a bad record).",
+        )
+    ],
 )
 def ordergroove_raw_records(
     context: dg.AssetExecutionContext,
@@ -67,22 +70,36 @@ def ordergroove_raw_records(
         written["records"] += counts.received
         if written["records"] - written["logged"] >= PROGRESS_EVERY:
             written["logged"] = written["records"]
-            context.log.info("%s: %d records written so far (%d pages fetched)", resource,
-                             written["records"], client.stats.pages)
+            context.log.info(
+                "%s: %d records written so far (%d pages fetched)",
+                resource,
+                written["records"],
+                client.stats.pages,
+            )
 
     with ordergroove.client() as client:
         report = sync_window(
-            client, postgres.database_url, window.start, window.end,
-            overlap=timedelta(minutes=ordergroove.overlap_minutes), on_page=progress,
+            client,
+            postgres.database_url,
+            window.start,
+            window.end,
+            overlap=timedelta(minutes=ordergroove.overlap_minutes),
+            on_page=progress,
         )
         stats = client.stats
     context.log.info(
-        "synced %d records in %d requests (%d retries)", report.records, stats.requests, stats.retries
+        "synced %d records in %d requests (%d retries)",
+        report.records,
+        stats.requests,
+        stats.retries,
     )
     if report.rejected:
-        context.log.warning("set aside %d unreadable records (%.2f%% of the window): "
-                            "`og-pipeline records rejected` lists them with their reasons",
-                            report.rejected, 100 * report.rejected_share)
+        context.log.warning(
+            "set aside %d unreadable records (%.2f%% of the window): "
+            "`og-pipeline records rejected` lists them with their reasons",
+            report.rejected,
+            100 * report.rejected_share,
+        )
     with postgres.connection() as conn:
         waiting = set_aside_counts(conn)
     return dg.MaterializeResult(
@@ -98,13 +115,17 @@ def ordergroove_raw_records(
             "retries": stats.retries,
             **report.as_metadata(),
         },
-        check_results=[_readable_check(report.rejected, report.rejected_share, waiting,
-                                       ordergroove.max_rejected_share)],
+        check_results=[
+            _readable_check(
+                report.rejected, report.rejected_share, waiting, ordergroove.max_rejected_share
+            )
+        ],
     )
 
 
-def _readable_check(rejected: int, share: float, waiting: dict[str, int],
-                    max_share: float) -> dg.AssetCheckResult:
+def _readable_check(
+    rejected: int, share: float, waiting: dict[str, int], max_share: float
+) -> dg.AssetCheckResult:
     total = sum(waiting.values())
     blocking = share > max_share
     return dg.AssetCheckResult(
@@ -121,16 +142,20 @@ def _readable_check(rejected: int, share: float, waiting: dict[str, int],
         description=(
             f"{share:.2%} of the window's records could not be read (over {max_share:.2%}): "
             "the push is blocked; check what changed with `og-pipeline records rejected`"
-            if blocking else
-            f"{total} records set aside as unreadable: `og-pipeline records rejected`"
-            if total else "every record read"
+            if blocking
+            else f"{total} records set aside as unreadable: `og-pipeline records rejected`"
+            if total
+            else "every record read"
         ),
     )
 
 
-
-@dg.asset(group_name="ordergroove", pool=ORDERGROOVE_POOL, kinds={"postgres"},
-          tags={"source": "ordergroove"})
+@dg.asset(
+    group_name="ordergroove",
+    pool=ORDERGROOVE_POOL,
+    kinds={"postgres"},
+    tags={"source": "ordergroove"},
+)
 def ordergroove_products(
     context: dg.AssetExecutionContext,
     ordergroove: OrdergrooveResource,
@@ -148,13 +173,20 @@ def ordergroove_products(
             conn.commit()
         requests, retries = client.stats.requests, client.stats.retries
         count = conn.execute("SELECT count(*) FROM og.products").fetchone()[0]
-    context.log.info("refreshed %d products (%d new, %d changed)", totals.received, totals.inserted, totals.updated)
-    return dg.MaterializeResult(metadata={
-        "products_fetched": totals.received,
-        "products_inserted": totals.inserted,
-        "products_updated": totals.updated,
-        "products_set_aside": totals.rejected,
-        "requests": requests,
-        "retries": retries,
-        "dagster/row_count": count,
-    })
+    context.log.info(
+        "refreshed %d products (%d new, %d changed)",
+        totals.received,
+        totals.inserted,
+        totals.updated,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "products_fetched": totals.received,
+            "products_inserted": totals.inserted,
+            "products_updated": totals.updated,
+            "products_set_aside": totals.rejected,
+            "requests": requests,
+            "retries": retries,
+            "dagster/row_count": count,
+        }
+    )

@@ -197,11 +197,17 @@ class OrdergrooveClient(SessionClient):
             raise_on_redirect=False,
             on_retry=self._on_retry,
         )
-        self._open_session(session, HTTPAdapter(max_retries=self._retry), {
-            "x-api-key": api_key,
-            "X-OG-API-VERSION": "2",
-            "Accept": "application/json",
-        }, error=OrdergrooveAPIError, secret=api_key)
+        self._open_session(
+            session,
+            HTTPAdapter(max_retries=self._retry),
+            {
+                "x-api-key": api_key,
+                "X-OG-API-VERSION": "2",
+                "Accept": "application/json",
+            },
+            error=OrdergrooveAPIError,
+            secret=api_key,
+        )
 
     # -- public API --------------------------------------------------------------------------
 

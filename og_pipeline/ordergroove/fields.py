@@ -26,6 +26,7 @@ _UNIX_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant Python can
 
 # -- field readers: each returns the stored value or raises ValueError with a short reason ----
 
+
 def kind_of(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -90,6 +91,7 @@ def _integer(limit: int) -> Callable[[object], int | None]:
         if not -limit - 1 <= value <= limit:
             raise ValueError("is out of range")
         return value
+
     return read
 
 
@@ -141,6 +143,7 @@ ExtraData = Annotated[object, BeforeValidator(_extra_data)]
 
 # -- timestamps ---------------------------------------------------------------------------
 
+
 class Instants(NamedTuple):
     """The earliest and latest instant a stamp can mean, as ISO text Postgres reads."""
 
@@ -163,8 +166,11 @@ def instants(value: object, zone: str, fetched_at: datetime | None = None) -> In
     moment = _rest_stamp(value, zone)
     if moment is None:
         return _instants_general(value.strip(), zone, fetched_at)
-    if moment.earliest != moment.latest and fetched_at is not None and \
-            datetime.fromisoformat(moment.latest) > fetched_at:
+    if (
+        moment.earliest != moment.latest
+        and fetched_at is not None
+        and datetime.fromisoformat(moment.latest) > fetched_at
+    ):
         return Instants(moment.earliest, moment.earliest)  # the later reading is after the read
     return moment
 

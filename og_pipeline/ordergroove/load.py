@@ -48,27 +48,59 @@ TABLES: dict[str, RawTable] = {
     t.resource: t
     for t in (
         RawTable(
-            "customers", "og.customers", "merchant_user_id",
-            (("merchant_user_id", "text"), ("email", "text"), ("live", "boolean"),
-             ("created_at", "timestamptz")),
-            "SELECT merchant_user_id FROM changed", "t.merchant_user_id",
+            "customers",
+            "og.customers",
+            "merchant_user_id",
+            (
+                ("merchant_user_id", "text"),
+                ("email", "text"),
+                ("live", "boolean"),
+                ("created_at", "timestamptz"),
+            ),
+            "SELECT merchant_user_id FROM changed",
+            "t.merchant_user_id",
         ),
         RawTable(
-            "subscriptions", "og.subscriptions", "public_id",
-            (("public_id", "text"), ("customer_id", "text"), ("product_id", "text"),
-             ("live", "boolean"), ("cancelled_at", "timestamptz"), ("created_at", "timestamptz")),
-            "SELECT customer_id FROM changed", "t.customer_id",
+            "subscriptions",
+            "og.subscriptions",
+            "public_id",
+            (
+                ("public_id", "text"),
+                ("customer_id", "text"),
+                ("product_id", "text"),
+                ("live", "boolean"),
+                ("cancelled_at", "timestamptz"),
+                ("created_at", "timestamptz"),
+            ),
+            "SELECT customer_id FROM changed",
+            "t.customer_id",
         ),
         RawTable(
-            "orders", "og.orders", "public_id",
-            (("public_id", "text"), ("customer_id", "text"), ("status", "smallint"),
-             ("place", "date"), ("total", "numeric"), ("created_at", "timestamptz")),
-            "SELECT customer_id FROM changed", "t.customer_id",
+            "orders",
+            "og.orders",
+            "public_id",
+            (
+                ("public_id", "text"),
+                ("customer_id", "text"),
+                ("status", "smallint"),
+                ("place", "date"),
+                ("total", "numeric"),
+                ("created_at", "timestamptz"),
+            ),
+            "SELECT customer_id FROM changed",
+            "t.customer_id",
         ),
         RawTable(
-            "items", "og.items", "public_id",
-            (("public_id", "text"), ("order_id", "text"), ("subscription_id", "text"),
-             ("product_id", "text"), ("quantity", "integer")),
+            "items",
+            "og.items",
+            "public_id",
+            (
+                ("public_id", "text"),
+                ("order_id", "text"),
+                ("subscription_id", "text"),
+                ("product_id", "text"),
+                ("quantity", "integer"),
+            ),
             "SELECT o.customer_id FROM changed c JOIN og.orders o ON o.public_id = c.order_id",
             "t.order_id",
         ),
@@ -89,15 +121,17 @@ def _upsert_sql(t: RawTable) -> str:
     # unchanged record (the overlap re-read, a duplicate webhook) writes nothing and marks no
     # one dirty. The latest reading of an ambiguous stamp is not a change of its own.
     compared = [n for n in kept if n != "updated_at_latest"]
-    differs = (f"({', '.join('t.' + n for n in compared)}) IS DISTINCT FROM "
-               f"({', '.join('EXCLUDED.' + n for n in compared)})")
+    differs = (
+        f"({', '.join('t.' + n for n in compared)}) IS DISTINCT FROM "
+        f"({', '.join('EXCLUDED.' + n for n in compared)})"
+    )
     # Identifiers come from the constant table specs above, never from input.
     return f"""
 WITH incoming AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({recordset})
 ), changed AS (
-    INSERT INTO {t.table} AS t ({', '.join(names)}, record, source)
-    SELECT {', '.join(names)}, record, %(source)s FROM incoming
+    INSERT INTO {t.table} AS t ({", ".join(names)}, record, source)
+    SELECT {", ".join(names)}, record, %(source)s FROM incoming
     ON CONFLICT ({t.key}) DO UPDATE SET {updates}, record = EXCLUDED.record,
         source = EXCLUDED.source, loaded_at = now()
     WHERE t.updated_at <= coalesce(EXCLUDED.updated_at_latest, EXCLUDED.updated_at) AND {differs}
@@ -140,7 +174,9 @@ class UpsertCounts:
         self.rejected += other.rejected
 
 
-def normalise(resource: str, records: Iterable[Any], context: ParseContext) -> tuple[list[Row], list[Rejected]]:
+def normalise(
+    resource: str, records: Iterable[Any], context: ParseContext
+) -> tuple[list[Row], list[Rejected]]:
     """Rows for ``resource``, one per key (the newest version when a batch repeats a key), and
     the records that could not be read. A key read correctly in the batch is not set aside."""
     key = "external_product_id" if resource == "products" else TABLES[resource].key
@@ -177,11 +213,15 @@ def _already_serialised(data: bytes) -> bytes:
     return data
 
 
-def upsert(conn: psycopg.Connection, resource: str, rows: list[Row], *, source: str = "rest") -> UpsertCounts:
+def upsert(
+    conn: psycopg.Connection, resource: str, rows: list[Row], *, source: str = "rest"
+) -> UpsertCounts:
     """Upsert parsed rows (same transaction as the caller's; the caller commits)."""
     if not rows:
         return UpsertCounts()
-    inserted, updated = conn.execute(_SQL[resource], {"rows": serialise(rows), "source": source}).fetchone()
+    inserted, updated = conn.execute(
+        _SQL[resource], {"rows": serialise(rows), "source": source}
+    ).fetchone()
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)
 
 
@@ -190,8 +230,14 @@ def upsert(conn: psycopg.Connection, resource: str, rows: list[Row], *, source: 
 _ROW_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
-def store(conn: psycopg.Connection, resource: str, records: Iterable[Any], context: ParseContext,
-          *, source: str = "rest") -> UpsertCounts:
+def store(
+    conn: psycopg.Connection,
+    resource: str,
+    records: Iterable[Any],
+    context: ParseContext,
+    *,
+    source: str = "rest",
+) -> UpsertCounts:
     """Parse, upsert and set aside: every record ends stored or set aside with its reason.
 
     In the caller's transaction (the caller commits). Should Postgres refuse the batch for one
@@ -217,8 +263,12 @@ def store(conn: psycopg.Connection, resource: str, records: Iterable[Any], conte
 
 def _refused(resource: str, row: Row, exc: Exception) -> Rejected:
     record_id = row[SHAPES[resource].key if resource == "products" else TABLES[resource].key]
-    return Rejected(resource, record_id, f"Postgres refused it ({type(exc).__name__})",
-                    clean_copy(row["record"]))
+    return Rejected(
+        resource,
+        record_id,
+        f"Postgres refused it ({type(exc).__name__})",
+        clean_copy(row["record"]),
+    )
 
 
 # Products have no incremental filter: each refresh reads the whole catalogue and rewrites only
@@ -241,8 +291,9 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 
-def upsert_products(conn: psycopg.Connection, resource: str, rows: list[Row], *,
-                    source: str = "rest") -> UpsertCounts:
+def upsert_products(
+    conn: psycopg.Connection, resource: str, rows: list[Row], *, source: str = "rest"
+) -> UpsertCounts:
     """Upsert parsed product rows (``store(conn, "products", ...)`` parses them)."""
     if not rows:
         return UpsertCounts()

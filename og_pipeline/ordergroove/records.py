@@ -55,11 +55,25 @@ from og_pipeline.ordergroove.fields import (
 Row = dict[str, Any]
 
 # Fields that hold personal data, wherever they appear in a record: removed from set-aside copies.
-PERSONAL_FIELDS = frozenset({
-    "email", "first_name", "last_name", "phone_number", "phone", "shipping_address",
-    "billing_address", "address", "address2", "payment", "cc_holder", "name_on_card",
-    "ip_address", "zip_code", "postal_code",
-})
+PERSONAL_FIELDS = frozenset(
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "phone_number",
+        "phone",
+        "shipping_address",
+        "billing_address",
+        "address",
+        "address2",
+        "payment",
+        "cc_holder",
+        "name_on_card",
+        "ip_address",
+        "zip_code",
+        "postal_code",
+    }
+)
 _MAX_DEPTH = 64  # Postgres' JSON parser has a stack limit; real records nest a few levels
 _MAX_TEXT = 10_000  # longer values are not ids, names or codes; a set-aside copy keeps less
 
@@ -93,6 +107,7 @@ class Rejected(NamedTuple):
 
 
 # -- the documented record shapes -----------------------------------------------------------
+
 
 class _Record(BaseModel):
     # Undocumented fields are kept in the raw record but not read.
@@ -211,8 +226,10 @@ class ProductRecord(_Record):
 
 def _version_columns(moment: Instants) -> Row:
     # NULL when exact: the upsert compares against updated_at then.
-    return {"updated_at": moment.earliest,
-            "updated_at_latest": None if moment.latest == moment.earliest else moment.latest}
+    return {
+        "updated_at": moment.earliest,
+        "updated_at_latest": None if moment.latest == moment.earliest else moment.latest,
+    }
 
 
 def _earliest(moment: Instants | None) -> str | None:
@@ -220,30 +237,58 @@ def _earliest(moment: Instants | None) -> str | None:
 
 
 def _subscription_row(r: SubscriptionRecord) -> Row:
-    return {"public_id": r.public_id, "customer_id": r.customer, "product_id": r.product,
-            "live": r.live, "cancelled_at": _earliest(r.cancelled),
-            "created_at": _earliest(r.created), **_version_columns(r.updated)}
+    return {
+        "public_id": r.public_id,
+        "customer_id": r.customer,
+        "product_id": r.product,
+        "live": r.live,
+        "cancelled_at": _earliest(r.cancelled),
+        "created_at": _earliest(r.created),
+        **_version_columns(r.updated),
+    }
 
 
 def _customer_row(r: CustomerRecord) -> Row:
-    return {"merchant_user_id": r.merchant_user_id, "email": r.email, "live": r.live,
-            "created_at": _earliest(r.created), **_version_columns(r.last_updated)}
+    return {
+        "merchant_user_id": r.merchant_user_id,
+        "email": r.email,
+        "live": r.live,
+        "created_at": _earliest(r.created),
+        **_version_columns(r.last_updated),
+    }
 
 
 def _order_row(r: OrderRecord) -> Row:
-    return {"public_id": r.public_id, "customer_id": r.customer, "status": r.status,
-            "place": r.place, "total": r.total, "created_at": _earliest(r.created),
-            **_version_columns(r.updated)}
+    return {
+        "public_id": r.public_id,
+        "customer_id": r.customer,
+        "status": r.status,
+        "place": r.place,
+        "total": r.total,
+        "created_at": _earliest(r.created),
+        **_version_columns(r.updated),
+    }
 
 
 def _item_row(r: ItemRecord) -> Row:
-    return {"public_id": r.public_id, "order_id": r.order, "subscription_id": r.subscription,
-            "product_id": r.product, "quantity": r.quantity, **_version_columns(r.order_updated)}
+    return {
+        "public_id": r.public_id,
+        "order_id": r.order,
+        "subscription_id": r.subscription,
+        "product_id": r.product,
+        "quantity": r.quantity,
+        **_version_columns(r.order_updated),
+    }
 
 
 def _product_row(r: ProductRecord) -> Row:
-    return {"external_product_id": r.external_product_id, "name": r.name,
-            "image_url": r.image_url, "detail_url": r.detail_url, "live": r.live}
+    return {
+        "external_product_id": r.external_product_id,
+        "name": r.name,
+        "image_url": r.image_url,
+        "detail_url": r.detail_url,
+        "live": r.live,
+    }
 
 
 @dataclass(frozen=True)
@@ -269,8 +314,12 @@ def parse(resource: str, record: object, context: ParseContext) -> Row | Rejecte
     """
     shape = SHAPES[resource]
     if not isinstance(record, dict):
-        return Rejected(resource, None, f"record is {kind_of(record)}, not an object",
-                        {"not_an_object": clean_copy(record)})
+        return Rejected(
+            resource,
+            None,
+            f"record is {kind_of(record)}, not an object",
+            {"not_an_object": clean_copy(record)},
+        )
     unstorable = None if context.storable else _unstorable(record)
     try:
         if unstorable is not None:
@@ -279,8 +328,12 @@ def parse(resource: str, record: object, context: ParseContext) -> Row | Rejecte
     except ValidationError as exc:
         return _rejected(resource, shape, record, _reason(exc))
     except Exception as exc:  # noqa: BLE001 - nothing a record holds may escape as an exception
-        return _rejected(resource, shape, record, str(exc) if isinstance(exc, ValueError) else
-                         f"unreadable ({type(exc).__name__})")
+        return _rejected(
+            resource,
+            shape,
+            record,
+            str(exc) if isinstance(exc, ValueError) else f"unreadable ({type(exc).__name__})",
+        )
     row["record"] = record
     return row
 
@@ -331,8 +384,12 @@ def clean_copy(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         return "[nested too deep]"
     if isinstance(value, dict):
-        return {_clean_text(str(k)): "[removed]" if str(k).lower() in PERSONAL_FIELDS and v is not None
-                else clean_copy(v, depth + 1) for k, v in value.items()}
+        return {
+            _clean_text(str(k)): "[removed]"
+            if str(k).lower() in PERSONAL_FIELDS and v is not None
+            else clean_copy(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [clean_copy(v, depth + 1) for v in value[:1000]]
     if isinstance(value, str):
@@ -345,5 +402,10 @@ def clean_copy(value: Any, depth: int = 0) -> Any:
 
 
 def _clean_text(text: str) -> str:
-    text = text[:_MAX_TEXT].encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+    text = (
+        text[:_MAX_TEXT]
+        .encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+        .replace("\x00", "\\u0000")
+    )
     return redact(text)

@@ -30,13 +30,21 @@ ON CONFLICT (resource, identity) DO UPDATE SET
 """
 
 
-def set_aside(conn: psycopg.Connection, rejected: Iterable[Rejected], *, source: str = "rest") -> int:
+def set_aside(
+    conn: psycopg.Connection, rejected: Iterable[Rejected], *, source: str = "rest"
+) -> int:
     """Record (or refresh) each rejected record; in the caller's transaction."""
     # One row per identity: ON CONFLICT cannot touch a row twice in one statement.
-    rows = {(r.resource, r.identity): {"resource": r.resource, "identity": r.identity,
-                                       "record_id": r.record_id, "reason": r.reason,
-                                       "record": r.record}
-            for r in rejected}
+    rows = {
+        (r.resource, r.identity): {
+            "resource": r.resource,
+            "identity": r.identity,
+            "record_id": r.record_id,
+            "reason": r.reason,
+            "record": r.record,
+        }
+        for r in rejected
+    }
     if rows:
         # Few rows, already cleaned by records.clean_copy: the standard json serialiser will do.
         conn.execute(_SET_ASIDE, {"rows": Jsonb(list(rows.values())), "source": source})
@@ -55,7 +63,9 @@ class SetAside:
     record: Any
 
 
-def listing(conn: psycopg.Connection, *, resource: str | None = None, limit: int = 100) -> list[SetAside]:
+def listing(
+    conn: psycopg.Connection, *, resource: str | None = None, limit: int = 100
+) -> list[SetAside]:
     """The set-aside records, most recently seen first."""
     rows = conn.execute(
         "SELECT resource, record_id, reason, source, first_seen, last_seen, times_seen, record "
@@ -68,6 +78,8 @@ def listing(conn: psycopg.Connection, *, resource: str | None = None, limit: int
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:
     """Set-aside records per resource."""
-    return dict(conn.execute(
-        "SELECT resource, count(*) FROM og.rejected_records GROUP BY resource ORDER BY resource"
-    ).fetchall())
+    return dict(
+        conn.execute(
+            "SELECT resource, count(*) FROM og.rejected_records GROUP BY resource ORDER BY resource"
+        ).fetchall()
+    )

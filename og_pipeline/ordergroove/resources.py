@@ -18,13 +18,18 @@ class OrdergrooveResource(dg.ConfigurableResource):
     overlap_minutes: int = 5
     max_retries: int = 8
     max_rejected_share: float = Field(
-        default=0.01, ge=0, le=1,
+        default=0.01,
+        ge=0,
+        le=1,
         description="Largest share of a window's records that may be set aside as unreadable "
         "before the push is blocked (OG_SYNC_MAX_REJECTED_SHARE).",
     )
 
     def client(self) -> OrdergrooveClient:
         return OrdergrooveClient(
-            self.api_url, self.api_key, page_size=self.page_size, zone=self.timezone,
+            self.api_url,
+            self.api_key,
+            page_size=self.page_size,
+            zone=self.timezone,
             max_retries=self.max_retries,
         )

@@ -130,11 +130,17 @@ LIMIT %(limit)s
 _MISSING_PAGE = 500
 
 
-def _fetch_missing_customers(client: OrdergrooveClient, conn: psycopg.Connection, report: SyncReport) -> None:
+def _fetch_missing_customers(
+    client: OrdergrooveClient, conn: psycopg.Connection, report: SyncReport
+) -> None:
     counts = report.counts.setdefault("customers", UpsertCounts())
     after = ""  # sorts before every id
-    while missing := [row[0] for row in conn.execute(
-            _MISSING_CUSTOMERS, {"after": after, "limit": _MISSING_PAGE}).fetchall()]:
+    while missing := [
+        row[0]
+        for row in conn.execute(
+            _MISSING_CUSTOMERS, {"after": after, "limit": _MISSING_PAGE}
+        ).fetchall()
+    ]:
         after = missing[-1]
         for customer_id in missing:
             record = client.get_customer(customer_id)
@@ -142,5 +148,7 @@ def _fetch_missing_customers(client: OrdergrooveClient, conn: psycopg.Connection
             if record is None:
                 report.customers_not_found += 1
                 continue
-            counts.add(store(conn, "customers", [record], ParseContext(client.zone, datetime.now(UTC))))
+            counts.add(
+                store(conn, "customers", [record], ParseContext(client.zone, datetime.now(UTC)))
+            )
             conn.commit()

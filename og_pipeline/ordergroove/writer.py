@@ -57,16 +57,22 @@ class BatchWriter:
     upsert counts per resource; ``on_write`` is called on the submitting thread per batch.
     """
 
-    def __init__(self, database_url: str, zone: str,
-                 on_write: Callable[[str, UpsertCounts], None] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        zone: str,
+        on_write: Callable[[str, UpsertCounts], None] | None = None,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.counts: dict[str, UpsertCounts] = {}
         self._on_write = on_write
         self._batches: Any = context.Queue(maxsize=QUEUE_BATCHES)
         self._results: Any = context.Queue()
         self._process = context.Process(
-            target=_serve, args=(database_url, zone, self._batches, self._results, os.getpid()),
-            name="og-sync-writer", daemon=True,
+            target=_serve,
+            args=(database_url, zone, self._batches, self._results, os.getpid()),
+            name="og-sync-writer",
+            daemon=True,
         )
         self._finished = False
 
@@ -95,7 +101,9 @@ class BatchWriter:
         """The walk of ``resource`` is over (its table may be analysed now)."""
         self._put(("end", resource, b"", 0.0))
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         try:
             if not self._finished:
                 self._put(None)
@@ -141,7 +149,9 @@ class BatchWriter:
                 self._check_alive()
                 waited += _POLL
                 if timeout is not None and waited >= timeout:
-                    raise WriterError(f"the sync's writer process did not get {kind} within {timeout:.0f} s") from None
+                    raise WriterError(
+                        f"the sync's writer process did not get {kind} within {timeout:.0f} s"
+                    ) from None
                 continue
             if self._handle(message) == kind:
                 return
@@ -150,8 +160,9 @@ class BatchWriter:
         kind = message[0]
         if kind == "written":
             _, resource, received, inserted, updated, rejected = message
-            counts = UpsertCounts(received=received, inserted=inserted, updated=updated,
-                                  rejected=rejected)
+            counts = UpsertCounts(
+                received=received, inserted=inserted, updated=updated, rejected=rejected
+            )
             self.counts.setdefault(resource, UpsertCounts()).add(counts)
             if self._on_write is not None:
                 self._on_write(resource, counts)
@@ -166,7 +177,9 @@ class BatchWriter:
         if not self._process.is_alive():
             self._finished = True
             self._drain()  # its last words (an error) may be queued
-            raise WriterError(f"the sync's writer process exited unexpectedly (exit code {self._process.exitcode})")
+            raise WriterError(
+                f"the sync's writer process exited unexpectedly (exit code {self._process.exitcode})"
+            )
 
 
 class _Orphaned(Exception):
@@ -201,13 +214,24 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
                 records = orjson.loads(payload) if isinstance(payload, bytes) else payload
-                context = ParseContext(zone, datetime.fromtimestamp(fetched_at, tz=UTC),
-                                       storable=isinstance(payload, bytes) and storable_batch(payload))
+                context = ParseContext(
+                    zone,
+                    datetime.fromtimestamp(fetched_at, tz=UTC),
+                    storable=isinstance(payload, bytes) and storable_batch(payload),
+                )
                 counts = store(conn, resource, records, context)
                 conn.commit()
                 inserted[resource] = inserted.get(resource, 0) + counts.inserted
-                results.put(("written", resource, counts.received, counts.inserted, counts.updated,
-                             counts.rejected))
+                results.put(
+                    (
+                        "written",
+                        resource,
+                        counts.received,
+                        counts.inserted,
+                        counts.updated,
+                        counts.rejected,
+                    )
+                )
             _analyze_if_grown(conn, "og.dirty_contacts", sum(inserted.values()))
         results.put(("done",))
     except _Orphaned:
@@ -220,7 +244,9 @@ def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> No
     if inserted < ANALYZE_MIN_INSERTS:
         return
     # reltuples is the planner's row estimate; -1 until the table is first analysed.
-    estimate = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()[0]
+    estimate = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)
+    ).fetchone()[0]
     if estimate < 0 or inserted >= ANALYZE_GROWTH * estimate:
         # Identifiers from the constant table specs, never from input.
         conn.execute(f"ANALYZE {table}")

@@ -123,7 +123,10 @@ def subscriptions_query(m: Merchant, params: Any) -> Query:
     live_match: Match = None
     if params.get("live") is not None:
         want = params["live"].lower() in ("true", "1")
-        live_match = lambda key: bool(c.s_live[key_row(key)]) == want
+
+        def live_match(key: int) -> bool:
+            return bool(c.s_live[key_row(key)]) == want
+
     match = _combine(_created_match(m, params, c.s_created), live_match)
     return Query(index, make_key(lo, 0), make_key(hi, 0), match, render.render_subscription)
 

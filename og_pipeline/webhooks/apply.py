@@ -26,8 +26,12 @@ from og_pipeline.http_common import redact
 from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert, upsert_products
 from og_pipeline.ordergroove.records import ParseContext
 
-_SNAPSHOT_RESOURCES = (("customer", "customers"), ("subscriptions", "subscriptions"),
-                       ("orders", "orders"), ("items", "items"))
+_SNAPSHOT_RESOURCES = (
+    ("customer", "customers"),
+    ("subscriptions", "subscriptions"),
+    ("orders", "orders"),
+    ("items", "items"),
+)
 
 
 @dataclass
@@ -42,7 +46,9 @@ def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Recor
     snapshot = snapshot_of(payload)
     for key, resource in _SNAPSHOT_RESOURCES:
         value = snapshot.get(key)
-        items = [value] if isinstance(value, dict) else [r for r in value or [] if isinstance(r, dict)]
+        items = (
+            [value] if isinstance(value, dict) else [r for r in value or [] if isinstance(r, dict)]
+        )
         if items:
             yield resource, items
     obj = object_of(payload)
@@ -63,16 +69,22 @@ def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone
     """Upsert every record of the event (snapshot first, then the object itself)."""
     applied = Applied()
     created = payload.get("created")
-    fallback = created if isinstance(created, int | float) and not isinstance(created, bool) else None
+    fallback = (
+        created if isinstance(created, int | float) and not isinstance(created, bool) else None
+    )
     context = ParseContext(zone, datetime.now(UTC))
     for resource, records in _records(payload, event_type):
-        rows, rejected = normalise(resource, [_with_timestamp(resource, r, fallback) for r in records], context)
+        rows, rejected = normalise(
+            resource, [_with_timestamp(resource, r, fallback) for r in records], context
+        )
         if rejected:
             # The event is kept with the reason (failed after its attempts): one unreadable record
             # makes the event's picture of the customer incomplete.
             first = rejected[0]
-            raise EventError(f"{resource} record {redact(first.record_id or '(without an id)')} "
-                             f"cannot be read: {first.reason}")
+            raise EventError(
+                f"{resource} record {redact(first.record_id or '(without an id)')} "
+                f"cannot be read: {first.reason}"
+            )
         applied.add(resource, upsert(conn, resource, rows, source="webhook"))
     # Product details are extras for custom events; the daily refresh reads the catalogue again,
     # so a product that cannot be read is left out rather than failing the event.
@@ -97,8 +109,10 @@ def _mark_order_deleted(conn: psycopg.Connection, order: Record, payload: Record
         "ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version",
         (when, str(order.get("public_id"))),
     )
-    conn.execute("UPDATE og.items SET deleted_at = %s WHERE order_id = %s AND deleted_at IS NULL",
-                 (when, str(order.get("public_id"))))
+    conn.execute(
+        "UPDATE og.items SET deleted_at = %s WHERE order_id = %s AND deleted_at IS NULL",
+        (when, str(order.get("public_id"))),
+    )
 
 
 def _mark_item_removed(conn: psycopg.Connection, item: Record, payload: Record) -> None:

@@ -39,8 +39,14 @@ class BatchOutcome:
     failed: int = 0
 
 
-def process_events(conn: psycopg.Connection, events: list[StagedEvent], zone: str, *, max_attempts: int,
-                   log: logging.Logger | dg.DagsterLogManager | None = None) -> BatchOutcome:
+def process_events(
+    conn: psycopg.Connection,
+    events: list[StagedEvent],
+    zone: str,
+    *,
+    max_attempts: int,
+    log: logging.Logger | dg.DagsterLogManager | None = None,
+) -> BatchOutcome:
     """Apply each event of a claimed batch in a savepoint of its own, then mark them all.
 
     Whatever one event raises (a value of a shape nothing expected, a constraint, a bug) undoes
@@ -68,7 +74,13 @@ def process_events(conn: psycopg.Connection, events: list[StagedEvent], zone: st
                 outcome.retry += 1
             if log is not None:
                 # The reason names the error and where it arose, never the event's contents.
-                log.warning("event %s (%s) not applied (%s): %s", event.event_id, event.event_type, result, reason)
+                log.warning(
+                    "event %s (%s) not applied (%s): %s",
+                    event.event_id,
+                    event.event_type,
+                    result,
+                    reason,
+                )
             continue
         outcome.processed.append(event.seq)
     mark(conn, outcome.processed, "processed")
@@ -79,15 +91,20 @@ def process_events(conn: psycopg.Connection, events: list[StagedEvent], zone: st
 class WebhookBatchConfig(dg.Config):
     # Descriptions through Field: a docstring under a field never reaches Dagster's UI.
     batch_id: int | None = Field(
-        default=None, description="The batch the sensor claimed; empty: claim every ready event now.")
+        default=None,
+        description="The batch the sensor claimed; empty: claim every ready event now.",
+    )
     max_attempts: int = Field(
-        default=5, ge=1, description="Attempts before an event that keeps failing is marked failed.")
+        default=5, ge=1, description="Attempts before an event that keeps failing is marked failed."
+    )
 
 
 @dg.asset(
     group_name="webhooks",
     kinds={"postgres"},
-    check_specs=[dg.AssetCheckSpec("no_failed_or_invalid_events", asset="ordergroove_webhook_events")],
+    check_specs=[
+        dg.AssetCheckSpec("no_failed_or_invalid_events", asset="ordergroove_webhook_events")
+    ],
 )
 def ordergroove_webhook_events(
     context: dg.AssetExecutionContext,
@@ -107,15 +124,22 @@ def ordergroove_webhook_events(
     with postgres.connection() as conn:
         batch = config.batch_id or claim_batch(conn, limit=100_000)
         events = batch_events(conn, batch) if batch else []
-        outcome = process_events(conn, events, ordergroove.timezone, max_attempts=config.max_attempts,
-                                 log=context.log)
+        outcome = process_events(
+            conn, events, ordergroove.timezone, max_attempts=config.max_attempts, log=context.log
+        )
         conn.commit()
         pruned = prune_bodies(conn, webhook_staging.retention_days)
         totals = status_counts(conn)
     processed, ignored = outcome.processed, outcome.ignored
     problems = totals.get("failed", 0) + totals.get("invalid", 0)
-    context.log.info("batch %s: %d applied, %d ignored, %d to retry, %d failed",
-                     batch, len(processed), len(ignored), outcome.retry, outcome.failed)
+    context.log.info(
+        "batch %s: %d applied, %d ignored, %d to retry, %d failed",
+        batch,
+        len(processed),
+        len(ignored),
+        outcome.retry,
+        outcome.failed,
+    )
     return dg.MaterializeResult(
         metadata={
             "batch_id": batch or 0,

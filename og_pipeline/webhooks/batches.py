@@ -80,8 +80,14 @@ def batch_events(conn: psycopg.Connection, batch_id: int) -> list[StagedEvent]:
         (batch_id,),
     ).fetchall()
     return [
-        StagedEvent(seq, event_id, event_type, created, attempts,
-                    payload if isinstance(payload, dict) else json.loads(payload))
+        StagedEvent(
+            seq,
+            event_id,
+            event_type,
+            created,
+            attempts,
+            payload if isinstance(payload, dict) else json.loads(payload),
+        )
         for seq, event_id, event_type, created, attempts, payload in rows
     ]
 
@@ -95,8 +101,14 @@ def mark(conn: psycopg.Connection, seqs: list[int], status: str) -> None:
         )
 
 
-def mark_retry(conn: psycopg.Connection, event: StagedEvent, error: str, *, max_attempts: int,
-               base_delay_seconds: float = 30.0) -> str:
+def mark_retry(
+    conn: psycopg.Connection,
+    event: StagedEvent,
+    error: str,
+    *,
+    max_attempts: int,
+    base_delay_seconds: float = 30.0,
+) -> str:
     """Back to the pool with exponential backoff, or failed after ``max_attempts``."""
     attempts = event.attempts + 1
     if attempts >= max_attempts:
@@ -165,7 +177,8 @@ def replay(conn: psycopg.Connection, *, event_ids: list[str] | None = None) -> t
     params: dict[str, Any] = {"ids": event_ids}
     failed = conn.execute(
         "UPDATE og.webhook_events SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
-        "batch_id = NULL, last_error = NULL WHERE status = 'failed'" + only, params,
+        "batch_id = NULL, last_error = NULL WHERE status = 'failed'" + only,
+        params,
     ).rowcount
     revived = 0
     for seq, body in conn.execute(
@@ -180,7 +193,13 @@ def replay(conn: psycopg.Connection, *, event_ids: list[str] | None = None) -> t
                     "UPDATE og.webhook_events SET status = 'pending', event_id = %s, event_type = %s, "
                     "og_created_at = %s, payload = %s::jsonb, attempts = 0, last_error = NULL, "
                     "batch_id = NULL, next_attempt_at = NULL WHERE seq = %s",
-                    (delivery.event_id, delivery.event_type, delivery.created, delivery.payload_json, seq),
+                    (
+                        delivery.event_id,
+                        delivery.event_type,
+                        delivery.created,
+                        delivery.payload_json,
+                        seq,
+                    ),
                 )
         except psycopg.errors.UniqueViolation:
             continue  # the same event also arrived valid: that copy is the one to process

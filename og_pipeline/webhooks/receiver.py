@@ -222,8 +222,14 @@ def create_app(
         nonlocal in_flight
         started = time.perf_counter()
         if in_flight >= max_in_flight:
-            return _answer(request, started, 503, "busy", reason=f"{max_in_flight} requests in flight",
-                           headers={"Retry-After": "5", **close})
+            return _answer(
+                request,
+                started,
+                503,
+                "busy",
+                reason=f"{max_in_flight} requests in flight",
+                headers={"Retry-After": "5", **close},
+            )
         in_flight += 1
         try:
             return await _receive(request, started)
@@ -235,19 +241,30 @@ def create_app(
         header = request.headers.get(SIGNATURE_HEADER)
         if header is None or not header.strip() or parse_header(header) is None:
             failure = Failure.MISSING if header is None or not header.strip() else Failure.MALFORMED
-            return _answer(request, started, 401, "invalid signature", reason=failure.value,
-                           headers=close)
+            return _answer(
+                request, started, 401, "invalid signature", reason=failure.value, headers=close
+            )
         try:
             async with asyncio.timeout(body_timeout):
                 body = await _read_body(request, max_body_bytes)
         except _TooLarge:
             return _answer(
-                request, started, 413, "body too large",
-                reason=f"over {max_body_bytes} bytes", headers=close,
+                request,
+                started,
+                413,
+                "body too large",
+                reason=f"over {max_body_bytes} bytes",
+                headers=close,
             )
         except TimeoutError:
-            return _answer(request, started, 408, "body timeout",
-                           reason=f"body not received within {body_timeout:g} s", headers=close)
+            return _answer(
+                request,
+                started,
+                408,
+                "body timeout",
+                reason=f"body not received within {body_timeout:g} s",
+                headers=close,
+            )
         check = verify(
             request.headers.get(SIGNATURE_HEADER), body, keys, max_age_seconds=max_age_seconds
         )
@@ -261,17 +278,26 @@ def create_app(
             )
         except (psycopg.OperationalError, PoolTimeout, TimeoutError) as exc:
             return _answer(
-                request, started, 503, "database unavailable",
-                event_type=delivery.event_type, event_id=delivery.event_id,
-                reason=_first_line(exc), headers={"Retry-After": "30"},
+                request,
+                started,
+                503,
+                "database unavailable",
+                event_type=delivery.event_type,
+                event_id=delivery.event_id,
+                reason=_first_line(exc),
+                headers={"Retry-After": "30"},
             )
         except psycopg.Error as exc:
             # Not a connection problem (a missing table, a permission): still a 503 so that
             # Ordergroove retries once it is fixed, and the SQLSTATE only, since some errors'
             # messages quote the values (the body) they refused.
             return _answer(
-                request, started, 503, "database error",
-                event_type=delivery.event_type, event_id=delivery.event_id,
+                request,
+                started,
+                503,
+                "database error",
+                event_type=delivery.event_type,
+                event_id=delivery.event_id,
                 reason=f"{type(exc).__name__} SQLSTATE {exc.sqlstate}",
             )
         if stored.status == staging.INVALID:
@@ -279,8 +305,13 @@ def create_app(
         else:
             outcome = "duplicate" if stored.duplicate else "stored"
         return _answer(
-            request, started, 200, outcome,
-            event_type=stored.event_type, event_id=stored.event_id, reason=stored.reason,
+            request,
+            started,
+            200,
+            outcome,
+            event_type=stored.event_type,
+            event_id=stored.event_id,
+            reason=stored.reason,
         )
 
     async def healthz(request: Request) -> JSONResponse:

@@ -166,17 +166,21 @@ def assert_refused(
 Target = Callable[[Recorder, Recorder], tuple[str, str]]
 TARGETS: dict[str, Target] = {
     "other-port": lambda a, b: (
-        f"{b.origin}/v1/elsewhere/?cursor=c-123", f"http://127.0.0.1:{b.port}"
+        f"{b.origin}/v1/elsewhere/?cursor=c-123",
+        f"http://127.0.0.1:{b.port}",
     ),
     "scheme-relative": lambda a, b: (
-        f"//127.0.0.1:{b.port}/v1/elsewhere/?cursor=c-123", f"http://127.0.0.1:{b.port}"
+        f"//127.0.0.1:{b.port}/v1/elsewhere/?cursor=c-123",
+        f"http://127.0.0.1:{b.port}",
     ),
     # Same socket as A, other host name: an origin is its name, not where it resolves.
     "other-host": lambda a, b: (
-        f"http://localhost:{a.port}/v1/elsewhere/?cursor=c-123", f"http://localhost:{a.port}"
+        f"http://localhost:{a.port}/v1/elsewhere/?cursor=c-123",
+        f"http://localhost:{a.port}",
     ),
     "other-scheme": lambda a, b: (
-        f"https://127.0.0.1:{a.port}/v1/elsewhere/?cursor=c-123", f"https://127.0.0.1:{a.port}"
+        f"https://127.0.0.1:{a.port}/v1/elsewhere/?cursor=c-123",
+        f"https://127.0.0.1:{a.port}",
     ),
 }
 
@@ -192,8 +196,14 @@ def test_ordergroove_refuses_a_redirect_to_another_port_and_b_hears_nothing(
     a.routes["/v1/subscriptions/"] = redirect(status, location)
     with og_client(a) as client, pytest.raises(OrdergrooveAPIError) as caught:
         next(client.iter_pages("subscriptions", {"updated_start": "2026-11-01T00:00:00"}))
-    assert_refused(str(caught.value), method="GET", path="/v1/subscriptions/", status=status,
-                   other=other, key=OG_KEY)
+    assert_refused(
+        str(caught.value),
+        method="GET",
+        path="/v1/subscriptions/",
+        status=status,
+        other=other,
+        key=OG_KEY,
+    )
     assert caught.value.status == status and caught.value.path == "/v1/subscriptions/"
     assert b.seen == []
     assert len(a.seen) == 1  # not retried: the same redirect would come back
@@ -207,8 +217,14 @@ def test_ordergroove_refuses_every_kind_of_other_origin(
     a.routes["/v1/subscriptions/"] = redirect(307, location)
     with og_client(a) as client, pytest.raises(OrdergrooveAPIError) as caught:
         next(client.iter_pages("subscriptions"))
-    assert_refused(str(caught.value), method="GET", path="/v1/subscriptions/", status=307,
-                   other=other, key=OG_KEY)
+    assert_refused(
+        str(caught.value),
+        method="GET",
+        path="/v1/subscriptions/",
+        status=307,
+        other=other,
+        key=OG_KEY,
+    )
     assert b.seen == []
     assert [s.target for s in a.seen] == ["/v1/subscriptions/?page_size=100"]
 
@@ -220,8 +236,9 @@ def test_ordergroove_refuses_a_cross_origin_hop_after_a_same_origin_one(
     a.routes["/v1/hop/"] = redirect(302, f"{b.origin}/v1/subscriptions/")
     with og_client(a) as client, pytest.raises(OrdergrooveAPIError) as caught:
         next(client.iter_pages("subscriptions"))
-    assert_refused(str(caught.value), method="GET", path="/v1/hop/", status=302,
-                   other=b.origin, key=OG_KEY)
+    assert_refused(
+        str(caught.value), method="GET", path="/v1/hop/", status=302, other=b.origin, key=OG_KEY
+    )
     assert b.seen == []
     assert [urlsplit(s.target).path for s in a.seen] == ["/v1/subscriptions/", "/v1/hop/"]
 
@@ -229,8 +246,9 @@ def test_ordergroove_refuses_a_cross_origin_hop_after_a_same_origin_one(
 def test_ordergroove_protects_a_session_the_caller_passed_in(a: Recorder, b: Recorder) -> None:
     a.routes["/v1/customers/c-1/"] = redirect(307, f"{b.origin}/v1/customers/c-1/")
     session = requests.Session()
-    with og_client(a, session=session) as client, pytest.raises(
-        OrdergrooveAPIError, match="key was not sent"
+    with (
+        og_client(a, session=session) as client,
+        pytest.raises(OrdergrooveAPIError, match="key was not sent"),
     ):
         client.get_customer("c-1")
     assert b.seen == []
@@ -274,8 +292,14 @@ def test_ometria_refuses_a_redirect_to_another_port_and_b_hears_nothing(
     a.routes["/v2/push"] = redirect(status, location)
     with ometria_client(a) as client, pytest.raises(OmetriaAPIError) as caught:
         client.push([CONTACT])
-    assert_refused(str(caught.value), method="POST", path="/v2/push", status=status,
-                   other=other, key=OMETRIA_KEY)
+    assert_refused(
+        str(caught.value),
+        method="POST",
+        path="/v2/push",
+        status=status,
+        other=other,
+        key=OMETRIA_KEY,
+    )
     assert caught.value.status == status and caught.value.path == "/v2/push"
     assert b.seen == []
     assert len(a.seen) == 1  # not retried
@@ -283,15 +307,19 @@ def test_ometria_refuses_a_redirect_to_another_port_and_b_hears_nothing(
 
 
 @pytest.mark.parametrize("target", ["scheme-relative", "other-host", "other-scheme"])
-def test_ometria_refuses_every_kind_of_other_origin(
-    a: Recorder, b: Recorder, target: str
-) -> None:
+def test_ometria_refuses_every_kind_of_other_origin(a: Recorder, b: Recorder, target: str) -> None:
     location, other = TARGETS[target](a, b)
     a.routes["/v2/push/_errors"] = redirect(307, location)
     with ometria_client(a) as client, pytest.raises(OmetriaAPIError) as caught:
         client.errors()
-    assert_refused(str(caught.value), method="GET", path="/v2/push/_errors", status=307,
-                   other=other, key=OMETRIA_KEY)
+    assert_refused(
+        str(caught.value),
+        method="GET",
+        path="/v2/push/_errors",
+        status=307,
+        other=other,
+        key=OMETRIA_KEY,
+    )
     assert b.seen == []
     assert [s.target for s in a.seen] == ["/v2/push/_errors"]
 
@@ -299,8 +327,9 @@ def test_ometria_refuses_every_kind_of_other_origin(
 def test_ometria_protects_a_session_the_caller_passed_in(a: Recorder, b: Recorder) -> None:
     a.routes["/v2/push"] = redirect(308, f"{b.origin}/v2/push")
     session = requests.Session()
-    with ometria_client(a, session=session) as client, pytest.raises(
-        OmetriaAPIError, match="key was not sent"
+    with (
+        ometria_client(a, session=session) as client,
+        pytest.raises(OmetriaAPIError, match="key was not sent"),
     ):
         client.push([CONTACT])
     assert b.seen == []

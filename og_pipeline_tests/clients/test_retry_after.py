@@ -83,9 +83,12 @@ def _start(servers: list[Scripted], script: list[tuple[int, str]], body: object)
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("retry_after", ["soon", "86400", "Fri, 31 Dec 9999 23:59:59 GMT"])
-def test_ordergroove_retries_through_an_unreadable_or_huge_retry_after(serve: list[Scripted],
-                                                                       retry_after: str) -> None:
-    server = _start(serve, [(429, retry_after)], {"next": None, "previous": None, "results": [{"id": 1}]})
+def test_ordergroove_retries_through_an_unreadable_or_huge_retry_after(
+    serve: list[Scripted], retry_after: str
+) -> None:
+    server = _start(
+        serve, [(429, retry_after)], {"next": None, "previous": None, "results": [{"id": 1}]}
+    )
     with OrdergrooveClient(server.url, "key", max_retry_after=1, **FAST) as client:
         assert list(client.iter_pages("subscriptions")) == [[{"id": 1}]]
         assert client.stats.retries == 1
@@ -94,9 +97,12 @@ def test_ordergroove_retries_through_an_unreadable_or_huge_retry_after(serve: li
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("retry_after", ["soon", "86400"])
-def test_ometria_retries_through_an_unreadable_or_huge_retry_after(serve: list[Scripted],
-                                                                   retry_after: str) -> None:
-    server = _start(serve, [(429, retry_after)], {"status": "OK", "accepted": 1, "request_id": "r1"})
+def test_ometria_retries_through_an_unreadable_or_huge_retry_after(
+    serve: list[Scripted], retry_after: str
+) -> None:
+    server = _start(
+        serve, [(429, retry_after)], {"status": "OK", "accepted": 1, "request_id": "r1"}
+    )
     with OmetriaClient(server.url, "key", max_retry_after=1, **FAST) as client:
         result = client.push([{"@type": "contact", "id": "og-1", "email": "a@example.com"}])
         assert (result.accepted, client.stats.retries) == (1, 1)

@@ -10,7 +10,11 @@ import sys
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "og_pipeline", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
@@ -36,7 +40,9 @@ def test_dev_with_an_invalid_variable_fails_at_once_naming_it(tmp_path) -> None:
     assert not (tmp_path / "postgres").exists()
 
 
-def test_dev_with_an_unreachable_database_names_the_variable_and_hides_the_password(tmp_path) -> None:
+def test_dev_with_an_unreachable_database_names_the_variable_and_hides_the_password(
+    tmp_path,
+) -> None:
     url = "postgresql://og:s3cret-pw@127.0.0.1:1/og"
     result = _run("dev", env={"OG_DATABASE_URL": url, "OG_HOME": str(tmp_path)})
     assert result.returncode != 0

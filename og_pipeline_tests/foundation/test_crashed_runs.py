@@ -36,7 +36,9 @@ INTERRUPTED_EXIT_CODE = 130
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(MerchantSpec(subscriptions=400, seed=5, start=START, now=NOW), port=0) as server:
+    with SandboxServer(
+        MerchantSpec(subscriptions=400, seed=5, start=START, now=NOW), port=0
+    ) as server:
         yield server
 
 
@@ -47,15 +49,19 @@ def dagster_url(pg_server_url: str) -> Iterator[str]:
     ensure_database(pg_server_url, name)
     yield for_dagster(with_database(pg_server_url, name))
     with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
 def instance(dagster_url: str) -> Iterator[Any]:
-    with dg.instance_for_test(overrides={
-        "storage": {"postgres": {"postgres_url": dagster_url}},
-        "concurrency": {"pools": {"default_limit": 1}},
-    }) as inst:
+    with dg.instance_for_test(
+        overrides={
+            "storage": {"postgres": {"postgres_url": dagster_url}},
+            "concurrency": {"pools": {"default_limit": 1}},
+        }
+    ) as inst:
         yield inst
 
 
@@ -81,7 +87,12 @@ class Sync:
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "og_pipeline", "sync", *SYNC_RANGE],
-                cwd=ROOT, env=env, stdout=out, stderr=err, text=True, process_group=0,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+                text=True,
+                process_group=0,
             )
 
     def output(self) -> str:
@@ -127,8 +138,10 @@ def _poll(condition: Callable[[], Any], timeout: float, what: str, sync: Sync | 
         if sync is not None and sync.proc.poll() is not None:
             pytest.fail(f"sync exited ({sync.proc.returncode}) before {what}:\n{sync.output()}")
         time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting until {what}"
-                + (f"; sync output:\n{sync.output()}" if sync else ""))
+    pytest.fail(
+        f"timed out after {timeout:.0f} s waiting until {what}"
+        + (f"; sync output:\n{sync.output()}" if sync else "")
+    )
 
 
 def _slot_holders(instance: Any) -> set[str]:
@@ -150,7 +163,9 @@ def test_a_sync_killed_mid_walk_frees_its_slot_and_the_next_sync_succeeds(
     # Every Ordergroove request slow: the walk is still going when the kill comes.
     sandbox.set_faults("ordergroove", FaultSpec(slow_rate=1.0, slow_seconds=0.5))
     first = syncs("first")
-    holders = _poll(lambda: _slot_holders(instance), 120, "the first sync holds the ordergroove_api slot", first)
+    holders = _poll(
+        lambda: _slot_holders(instance), 120, "the first sync holds the ordergroove_api slot", first
+    )
     first.kill_group()  # an OOM kill or a lost node: no cleanup runs
     assert _slot_holders(instance) == holders, "the killed run still holds its slot (today's stall)"
 
@@ -172,11 +187,19 @@ def test_a_sync_behind_a_held_slot_says_what_it_waits_for_idles_and_stops_on_sig
     # nothing may take it from it.
     holder = "f" * 8 + "-held-by-another-process"
     instance.event_log_storage.initialize_concurrency_limit_to_default(ORDERGROOVE_POOL)
-    assert instance.event_log_storage.claim_concurrency_slot(ORDERGROOVE_POOL, holder, "step").is_claimed
+    assert instance.event_log_storage.claim_concurrency_slot(
+        ORDERGROOVE_POOL, holder, "step"
+    ).is_claimed
 
     waiting = syncs("waiting")
-    _poll(lambda: "waiting" in waiting.out.read_text() and ORDERGROOVE_POOL in waiting.out.read_text(),
-          90, "the sync says it waits for the ordergroove_api pool", waiting)
+    _poll(
+        lambda: (
+            "waiting" in waiting.out.read_text() and ORDERGROOVE_POOL in waiting.out.read_text()
+        ),
+        90,
+        "the sync says it waits for the ordergroove_api pool",
+        waiting,
+    )
     line = next(line for line in waiting.out.read_text().splitlines() if "waiting" in line)
     assert holder[:8] in line, f"the message names the holding run: {line!r}"
 
@@ -187,15 +210,23 @@ def test_a_sync_behind_a_held_slot_says_what_it_waits_for_idles_and_stops_on_sig
     assert cpu_share < 0.25, f"the waiting sync used {cpu_share:.0%} of a CPU"
 
     (run,) = _cli_runs(instance)
-    assert any("waiting" in (entry.message or "") and ORDERGROOVE_POOL in (entry.message or "")
-               for entry in instance.all_logs(run.run_id)), "the wait is in the run's own log"
+    assert any(
+        "waiting" in (entry.message or "") and ORDERGROOVE_POOL in (entry.message or "")
+        for entry in instance.all_logs(run.run_id)
+    ), "the wait is in the run's own log"
 
     waiting.proc.send_signal(signal.SIGTERM)  # what `timeout`, systemd and Kubernetes send
     assert waiting.wait(timeout=30) == INTERRUPTED_EXIT_CODE, waiting.output()
-    assert "sync interrupted while waiting for a slot in pool ordergroove_api" in waiting.err.read_text()
+    assert (
+        "sync interrupted while waiting for a slot in pool ordergroove_api"
+        in waiting.err.read_text()
+    )
     assert _slot_holders(instance) == {holder}
     assert run.run_id not in _pending_runs(instance)
-    assert instance.get_run_by_id(run.run_id).status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    assert instance.get_run_by_id(run.run_id).status in (
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.CANCELED,
+    )
 
 
 def test_a_sync_stopped_by_sigterm_mid_walk_exits_non_zero_and_frees_its_slot(
@@ -203,7 +234,9 @@ def test_a_sync_stopped_by_sigterm_mid_walk_exits_non_zero_and_frees_its_slot(
 ) -> None:
     sandbox.set_faults("ordergroove", FaultSpec(slow_rate=1.0, slow_seconds=0.5))
     sync = syncs("stopped")
-    (run_id,) = _poll(lambda: _slot_holders(instance), 120, "the sync holds the ordergroove_api slot", sync)
+    (run_id,) = _poll(
+        lambda: _slot_holders(instance), 120, "the sync holds the ordergroove_api slot", sync
+    )
     sync.proc.send_signal(signal.SIGTERM)
     # Told apart from a failed run (exit 1): a wrapper such as `timeout` or systemd sees the stop.
     assert sync.wait(timeout=60) == INTERRUPTED_EXIT_CODE, sync.output()

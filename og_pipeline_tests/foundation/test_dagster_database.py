@@ -18,7 +18,10 @@ from og_pipeline.settings import load_settings
 
 def _exists(server_url: str, name: str) -> bool:
     with connect(server_url) as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            is not None
+        )
 
 
 @pytest.fixture
@@ -28,7 +31,9 @@ def _drop_derived(db_url: str, empty_db_url: str, pg_server_url: str) -> Iterato
     with connect(pg_server_url, autocommit=True) as conn:
         for url in (db_url, empty_db_url):
             name = database_name(url) + "_dagster"
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.mark.usefixtures("_drop_derived")
@@ -41,7 +46,9 @@ def test_two_deployments_on_one_server_get_dagster_databases_of_their_own(
             urls.append(databases.dagster_url)
         assert database_name(databases.dagster_url) == database_name(og_url) + "_dagster"
         assert databases.dagster_url.startswith("postgresql+psycopg2://")
-        assert _exists(pg_server_url, database_name(og_url) + "_dagster"), "created, as og_dagster was"
+        assert _exists(pg_server_url, database_name(og_url) + "_dagster"), (
+            "created, as og_dagster was"
+        )
     assert urls[0] != urls[1]
 
 

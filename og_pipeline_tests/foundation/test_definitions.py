@@ -50,17 +50,26 @@ def test_definitions_load_with_assets_in_their_groups_and_automation_on() -> Non
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_dagster_definitions_validate_passes_with_the_project_instance(pg_server_url: str, tmp_path: Path) -> None:
+def test_dagster_definitions_validate_passes_with_the_project_instance(
+    pg_server_url: str, tmp_path: Path
+) -> None:
     env = {**os.environ, **_instance_env(pg_server_url, tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
 
-def test_instance_stores_runs_and_events_in_postgres(pg_server_url: str, tmp_path: Path, monkeypatch) -> None:
+def test_instance_stores_runs_and_events_in_postgres(
+    pg_server_url: str, tmp_path: Path, monkeypatch
+) -> None:
     for key, value in _instance_env(pg_server_url, tmp_path).items():
         monkeypatch.setenv(key, value)
     with dg.DagsterInstance.get() as instance:

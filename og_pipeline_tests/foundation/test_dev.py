@@ -57,17 +57,42 @@ class Dev:
     """A running `og-pipeline dev`, its output read line by line in a thread."""
 
     def __init__(self, home: Path, ui_port: int, sandbox_port: int) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("ORDERGROOVE_API_KEY", "OMETRIA_API_KEY", "OG_DATABASE_URL",
-                            "OG_SYNC_START_DATE", "ORDERGROOVE_API_URL", "OMETRIA_API_URL")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "ORDERGROOVE_API_KEY",
+                "OMETRIA_API_KEY",
+                "OG_DATABASE_URL",
+                "OG_SYNC_START_DATE",
+                "ORDERGROOVE_API_URL",
+                "OMETRIA_API_URL",
+            )
+        }
         env.update(OG_HOME=str(home), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "og_pipeline", "dev", "--port", str(ui_port),
-             "--sandbox-port", str(sandbox_port), "--webhook-port", str(_free_port()),
-             # As a newcomer starts it: the sandbox streams webhooks, so webhook runs start
-             # while the first backfill runs.
-             "--webhook-rate", "1"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "og_pipeline",
+                "dev",
+                "--port",
+                str(ui_port),
+                "--sandbox-port",
+                str(sandbox_port),
+                "--webhook-port",
+                str(_free_port()),
+                # As a newcomer starts it: the sandbox streams webhooks, so webhook runs start
+                # while the first backfill runs.
+                "--webhook-rate",
+                "1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -86,7 +111,9 @@ class Dev:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout:.0f} s:\n" + "\n".join(self.seen[-60:])) from None
+                raise AssertionError(
+                    f"no {text!r} within {timeout:.0f} s:\n" + "\n".join(self.seen[-60:])
+                ) from None
             if line is None:
                 self.ended = True
                 raise AssertionError(f"dev exited before {text!r}:\n" + "\n".join(self.seen[-40:]))
@@ -133,21 +160,29 @@ def _contacts_in_database(home: Path) -> int:
     return _query(home, "SELECT count(*) FROM og.ometria_contacts")[0][0]
 
 
-def _wait_until_in_ometria(sandbox: str, contact_ids: set[str], timeout: float = PUSH_TIMEOUT) -> None:
+def _wait_until_in_ometria(
+    sandbox: str, contact_ids: set[str], timeout: float = PUSH_TIMEOUT
+) -> None:
     """Poll the sandbox Ometria until it holds every one of ``contact_ids``."""
     deadline = time.monotonic() + timeout
     while True:
-        missing = contact_ids - set(requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json())
+        missing = contact_ids - set(
+            requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json()
+        )
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(missing)} of {len(contact_ids)} contacts with an e-mail not in "
-                                 f"Ometria within {timeout:.0f} s, e.g. {sorted(missing)[:5]}")
+            raise AssertionError(
+                f"{len(missing)} of {len(contact_ids)} contacts with an e-mail not in "
+                f"Ometria within {timeout:.0f} s, e.g. {sorted(missing)[:5]}"
+            )
         time.sleep(1.0)  # polling interval; the deadline bounds the wait
 
 
 @pytest.mark.timeout(900)
-def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, ports: tuple[int, int]) -> None:
+def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(
+    tmp_path: Path, ports: tuple[int, int]
+) -> None:
     ui_port, sandbox_port = ports
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     dev = Dev(tmp_path, ui_port, sandbox_port)
@@ -155,7 +190,9 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
         dev.wait_for("Dagster UI:")
         workspace = requests.post(
             f"http://127.0.0.1:{ui_port}/graphql",
-            json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"},
+            json={
+                "query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+            },
             timeout=30,
         ).json()
         assert workspace["data"]["workspaceOrError"]["locationEntries"] == [
@@ -163,9 +200,13 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
         ]
         # The webhook stream creates subscriptions meanwhile: the walk sees at least those there
         # before it began and at most those there after it ended.
-        before = requests.get(f"{sandbox}/_sandbox/info", timeout=10).json()["counts"]["subscriptions"]
+        before = requests.get(f"{sandbox}/_sandbox/info", timeout=10).json()["counts"][
+            "subscriptions"
+        ]
         walked = _walk_subscriptions(sandbox)
-        after = requests.get(f"{sandbox}/_sandbox/info", timeout=10).json()["counts"]["subscriptions"]
+        after = requests.get(f"{sandbox}/_sandbox/info", timeout=10).json()["counts"][
+            "subscriptions"
+        ]
         assert 0 < before <= walked <= after
 
         dev.wait_for("start-date backfill done")
@@ -176,11 +217,18 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
         summary = re.search(r"contacts_pushed: (\d+)", (tmp_path / "dev-backfill.log").read_text())
         assert summary is not None
         backfill_pushed = int(summary.group(1))
-        with_email = {f"og-{row[0]}" for row in _query(
-            tmp_path, "SELECT customer_id FROM og.contact_stats WHERE email IS NOT NULL")}
+        with_email = {
+            f"og-{row[0]}"
+            for row in _query(
+                tmp_path, "SELECT customer_id FROM og.contact_stats WHERE email IS NOT NULL"
+            )
+        }
         assert with_email
         _wait_until_in_ometria(sandbox, with_email)
-        assert len(requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json()) >= backfill_pushed
+        assert (
+            len(requests.get(f"{sandbox}/_sandbox/ometria/contacts", timeout=10).json())
+            >= backfill_pushed
+        )
         stored = _contacts_in_database(tmp_path)
         assert stored >= backfill_pushed
     finally:
@@ -188,7 +236,9 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(tmp_path: Path, port
     assert code == 0, "\n".join(dev.seen[-40:])
     assert any("stopped; data kept" in line for line in dev.seen)
     assert not _port_open(ui_port) and not _port_open(sandbox_port)
-    assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "embedded Postgres still running"
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists(), (
+        "embedded Postgres still running"
+    )
     assert _processes_under(tmp_path) == [], "every process dev started has stopped"
 
     again = Dev(tmp_path, ui_port, sandbox_port)

@@ -10,14 +10,24 @@ from og_pipeline.db.connection import connect
 from og_pipeline.db.migrate import _LOCK_KEY, MigrationLockTimeout, available, migrate
 
 EXPECTED_TABLES = {
-    "subscriptions", "customers", "orders", "items", "products", "webhook_events",
-    "contact_stats", "ometria_contacts", "ometria_push_audit", "schema_migrations",
+    "subscriptions",
+    "customers",
+    "orders",
+    "items",
+    "products",
+    "webhook_events",
+    "contact_stats",
+    "ometria_contacts",
+    "ometria_push_audit",
+    "schema_migrations",
 }
 
 
 def _tables(url: str) -> set[str]:
     with connect(url) as conn:
-        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'og'")
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'og'"
+        )
         return {row[0] for row in rows}
 
 
@@ -38,7 +48,6 @@ def test_concurrent_starts_apply_each_migration_once(empty_db_url: str) -> None:
     assert count == (len(available()),)
 
 
-
 def test_an_up_to_date_database_is_not_held_up_by_a_lock_holder(empty_db_url: str) -> None:
     # Every run starts with a migrate: with nothing pending it must not queue behind another
     # process (a stuck deploy, a long migration elsewhere) that holds the migration lock.
@@ -48,7 +57,9 @@ def test_an_up_to_date_database_is_not_held_up_by_a_lock_holder(empty_db_url: st
         assert migrate(empty_db_url, lock_timeout="1s") == []
 
 
-def test_a_pending_migration_behind_a_held_lock_fails_with_a_reason_and_changes_nothing(empty_db_url: str) -> None:
+def test_a_pending_migration_behind_a_held_lock_fails_with_a_reason_and_changes_nothing(
+    empty_db_url: str,
+) -> None:
     with connect(empty_db_url) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         with pytest.raises(MigrationLockTimeout, match="waited 1s for a lock.*nothing was changed"):

@@ -26,20 +26,28 @@ def fresh_dagster_url(pg_server_url: str) -> str:
 
 
 def _instance(url: str) -> Any:
-    return dg.instance_for_test(overrides={
-        "storage": {"postgres": {"postgres_url": url}},
-        "concurrency": {"pools": {"default_limit": 1}},
-    })
+    return dg.instance_for_test(
+        overrides={
+            "storage": {"postgres": {"postgres_url": url}},
+            "concurrency": {"pools": {"default_limit": 1}},
+        }
+    )
 
 
 @pytest.fixture
 def instances(fresh_dagster_url: str) -> Iterator[list[Any]]:
-    with _instance(fresh_dagster_url) as first, _instance(fresh_dagster_url) as second, \
-            _instance(fresh_dagster_url) as third, _instance(fresh_dagster_url) as fourth:
+    with (
+        _instance(fresh_dagster_url) as first,
+        _instance(fresh_dagster_url) as second,
+        _instance(fresh_dagster_url) as third,
+        _instance(fresh_dagster_url) as fourth,
+    ):
         yield [first, second, third, fourth]
 
 
-def test_concurrent_callers_all_succeed_and_each_pool_gets_the_default_limit(instances: list[Any]) -> None:
+def test_concurrent_callers_all_succeed_and_each_pool_gets_the_default_limit(
+    instances: list[Any],
+) -> None:
     with ThreadPoolExecutor(max_workers=len(instances)) as pool:
         list(pool.map(ensure_pools, instances))  # raises if any caller failed
     storage = instances[0].event_log_storage

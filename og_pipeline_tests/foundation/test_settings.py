@@ -20,14 +20,21 @@ def test_defaults_are_the_public_apis() -> None:
 
 def test_every_invalid_variable_is_named_in_one_error() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({
-            "OG_SYNC_START_DATE": "01/11/2026",
-            "OMETRIA_API_URL": "api.ometria.com",
-            "OG_DATABASE_URL": "mysql://x",
-            "OG_ORDERGROOVE_TIMEZONE": "Central",
-        })
+        load_settings(
+            {
+                "OG_SYNC_START_DATE": "01/11/2026",
+                "OMETRIA_API_URL": "api.ometria.com",
+                "OG_DATABASE_URL": "mysql://x",
+                "OG_ORDERGROOVE_TIMEZONE": "Central",
+            }
+        )
     message = str(caught.value)
-    for variable in ("OG_SYNC_START_DATE", "OMETRIA_API_URL", "OG_DATABASE_URL", "OG_ORDERGROOVE_TIMEZONE"):
+    for variable in (
+        "OG_SYNC_START_DATE",
+        "OMETRIA_API_URL",
+        "OG_DATABASE_URL",
+        "OG_ORDERGROOVE_TIMEZONE",
+    ):
         assert variable in message
 
 
@@ -39,7 +46,9 @@ def test_start_date_in_the_future_is_refused() -> None:
 def test_missing_start_date_says_what_to_set() -> None:
     with pytest.raises(ConfigError, match="OG_SYNC_START_DATE is not set.*YYYY-MM-DD"):
         require_start_date(load_settings({}))
-    assert require_start_date(load_settings({"OG_SYNC_START_DATE": "2026-01-31"})) == date(2026, 1, 31)
+    assert require_start_date(load_settings({"OG_SYNC_START_DATE": "2026-01-31"})) == date(
+        2026, 1, 31
+    )
 
 
 def test_empty_variable_counts_as_unset() -> None:
@@ -53,6 +62,8 @@ def test_webhook_keys_accept_a_comma_separated_rotation_list() -> None:
 
 
 def test_secrets_do_not_appear_in_the_settings_repr() -> None:
-    settings = load_settings({"ORDERGROOVE_API_KEY": "og-secret-123", "OMETRIA_API_KEY": "om-secret-456"})
+    settings = load_settings(
+        {"ORDERGROOVE_API_KEY": "og-secret-123", "OMETRIA_API_KEY": "om-secret-456"}
+    )
     assert "og-secret-123" not in repr(settings) and "om-secret-456" not in repr(settings)
     assert settings.uses_real_apis

@@ -34,8 +34,13 @@ class Pipeline:
     instance: dg.DagsterInstance
     monkeypatch: pytest.MonkeyPatch
 
-    def sync(self, start: datetime = START, end: datetime = NOW, *,
-             run_config: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+    def sync(
+        self,
+        start: datetime = START,
+        end: datetime = NOW,
+        *,
+        run_config: dict[str, Any] | None = None,
+    ) -> dg.ExecuteInProcessResult:
         from og_pipeline.definitions import defs
 
         job = defs().resolve_job_def("ordergroove_sync")
@@ -43,7 +48,9 @@ class Pipeline:
             instance=self.instance,
             tags={
                 "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
-                "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
+                "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(
+                    PARTITION_FORMAT
+                ),
             },
             run_config=run_config,
             raise_on_error=False,
@@ -52,15 +59,21 @@ class Pipeline:
     def run_job(self, name: str) -> dg.ExecuteInProcessResult:
         from og_pipeline.definitions import defs
 
-        return defs().resolve_job_def(name).execute_in_process(instance=self.instance, raise_on_error=False)
+        return (
+            defs()
+            .resolve_job_def(name)
+            .execute_in_process(instance=self.instance, raise_on_error=False)
+        )
 
     def process_webhooks(self, **config: Any) -> dg.ExecuteInProcessResult:
         """What `og-pipeline webhooks process` and the sensor's runs execute."""
         from og_pipeline.definitions import defs
 
         run_config = {"ops": {"ordergroove_webhook_events": {"config": config}}} if config else None
-        return defs().resolve_job_def("process_webhook_events").execute_in_process(
-            instance=self.instance, run_config=run_config, raise_on_error=False
+        return (
+            defs()
+            .resolve_job_def("process_webhook_events")
+            .execute_in_process(instance=self.instance, run_config=run_config, raise_on_error=False)
         )
 
     def stage(self, envelope: dict[str, Any]) -> None:
@@ -107,7 +120,9 @@ def expected_fields(truth: dict[str, Any]) -> dict[str, Any]:
         "ordergroove_active_subscriptions": truth["active"],
         "ordergroove_total_subscriptions": truth["total"],
         "ordergroove_subscription_status": truth["status"],
-        "ordergroove_next_order_date": truth["next_order_date"].isoformat() if truth["next_order_date"] else None,
+        "ordergroove_next_order_date": truth["next_order_date"].isoformat()
+        if truth["next_order_date"]
+        else None,
     }
 
 
@@ -121,16 +136,22 @@ def dagster_db_url(pg_server_url: str) -> str:
 def merchant_spec(request: pytest.FixtureRequest) -> MerchantSpec:
     """The sandbox merchant; a test changes fields with indirect parametrization:
     ``@pytest.mark.parametrize("merchant_spec", [{"bad_record_share": 0.05}], indirect=True)``."""
-    return replace(MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW),
-                   **getattr(request, "param", {}))
+    return replace(
+        MerchantSpec(subscriptions=3000, seed=11, start=START, now=NOW),
+        **getattr(request, "param", {}),
+    )
 
 
 @pytest.fixture
-def pipeline(merchant_spec: MerchantSpec, db_url: str, dagster_db_url: str,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
-    with SandboxServer(merchant_spec, port=0) as sandbox, dg.instance_for_test(
-        overrides={"storage": {"postgres": {"postgres_url": dagster_db_url}}}
-    ) as instance:
+def pipeline(
+    merchant_spec: MerchantSpec, db_url: str, dagster_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Pipeline]:
+    with (
+        SandboxServer(merchant_spec, port=0) as sandbox,
+        dg.instance_for_test(
+            overrides={"storage": {"postgres": {"postgres_url": dagster_db_url}}}
+        ) as instance,
+    ):
         monkeypatch.setenv("OG_DATABASE_URL", db_url)
         monkeypatch.setenv("ORDERGROOVE_API_URL", sandbox.ordergroove_url)
         monkeypatch.setenv("OMETRIA_API_URL", sandbox.ometria_url)

@@ -19,9 +19,12 @@ FEW = 0.004
 
 
 def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    [evaluation] = [e.event_specific_data for e in result.all_events
-                    if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                    and e.event_specific_data.check_name == "records_readable"]
+    [evaluation] = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "records_readable"
+    ]
     return evaluation
 
 
@@ -37,29 +40,38 @@ def test_bad_records_are_set_aside_and_every_good_contact_lands(pipeline: Pipeli
     # Every contact untouched by a bad record has exactly the right fields in Ometria.
     spoiled = merchant.bad_customers()
     contacts = pipeline.ometria_contacts()
-    good = {cid: t for cid, t in merchant.ground_truth().items() if t["email"] and cid not in spoiled}
-    assert good and all(contacts[f"og-{cid}"]["properties"] == expected_fields(t) for cid, t in good.items())
+    good = {
+        cid: t for cid, t in merchant.ground_truth().items() if t["email"] and cid not in spoiled
+    }
+    assert good and all(
+        contacts[f"og-{cid}"]["properties"] == expected_fields(t) for cid, t in good.items()
+    )
     # Every bad record is set aside once, with a reason, and nothing of it became a row.
     aside = pipeline.query("SELECT resource, record_id, reason FROM og.rejected_records")
     assert len(aside) == len(bad)
     keyed = {(b.resource, b.id) for b in bad if b.flaw not in ("key_null", "key_missing")}
     assert {(r, i) for r, i, _ in aside if i is not None} == keyed
     assert all(reason for *_, reason in aside)
-    assert pipeline.query("SELECT count(*) FROM og.subscriptions WHERE public_id = 'None'") == [(0,)]
+    assert pipeline.query("SELECT count(*) FROM og.subscriptions WHERE public_id = 'None'") == [
+        (0,)
+    ]
     # The run's metadata counts them per resource; the check warns without blocking.
     # (Sightings: a bad customer record is met in the walk and again in the lookup by id.)
     raw = metadata(result, "ordergroove_raw_records")
     for resource in ("subscriptions", "orders", "items"):
         assert raw[f"{resource}_set_aside"] == sum(1 for b in bad if b.resource == resource)
     assert raw["customers_set_aside"] >= sum(1 for b in bad if b.resource == "customers")
-    assert raw["records_set_aside"] == sum(raw[f"{r}_set_aside"] for r in ("subscriptions", "customers",
-                                                                        "orders", "items"))
+    assert raw["records_set_aside"] == sum(
+        raw[f"{r}_set_aside"] for r in ("subscriptions", "customers", "orders", "items")
+    )
     check = _check(result)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["set_aside_in_table"].value == len(bad)
 
     # Listed for an operator, without personal data.
-    listed = CliRunner().invoke(main, ["records", "rejected", "--json", "--show-record", "--limit", "1000"])
+    listed = CliRunner().invoke(
+        main, ["records", "rejected", "--json", "--show-record", "--limit", "1000"]
+    )
     assert listed.exit_code == 0, listed.output
     rows = [json.loads(line) for line in listed.output.splitlines()]
     assert len(rows) == len(bad) and "@" not in listed.output

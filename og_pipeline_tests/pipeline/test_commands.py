@@ -25,17 +25,26 @@ def _sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def _og(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "og_pipeline", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
 @pytest.fixture
 def sandbox() -> SandboxServer:
-    with SandboxServer(MerchantSpec(subscriptions=400, seed=5, start=START, now=NOW), port=0) as server:
+    with SandboxServer(
+        MerchantSpec(subscriptions=400, seed=5, start=START, now=NOW), port=0
+    ) as server:
         yield server
 
 
-def _env(sandbox: SandboxServer, db_url: str, dagster_db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(
+    sandbox: SandboxServer, db_url: str, dagster_db_url: str, tmp_path: Path, **extra: str
+) -> dict[str, str]:
     return {
         "OG_DATABASE_URL": db_url,
         "OG_DAGSTER_DATABASE_URL": dagster_db_url,
@@ -48,12 +57,22 @@ def _env(sandbox: SandboxServer, db_url: str, dagster_db_url: str, tmp_path: Pat
     }
 
 
-def test_sync_prints_a_summary_and_pushes_the_range(sandbox, db_url, dagster_db_url, tmp_path) -> None:
-    result = _sync(_env(sandbox, db_url, dagster_db_url, tmp_path), "--start", "2026-11-01", "--end", "2026-11-04")
+def test_sync_prints_a_summary_and_pushes_the_range(
+    sandbox, db_url, dagster_db_url, tmp_path
+) -> None:
+    result = _sync(
+        _env(sandbox, db_url, dagster_db_url, tmp_path),
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-04",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "syncing 72 hours" in result.stdout
     summary = dict(
-        line.strip().split(": ", 1) for line in result.stdout.splitlines() if line.startswith("  ") and ": " in line
+        line.strip().split(": ", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and ": " in line
     )
     truth = sandbox.merchant.ground_truth()
     assert int(summary["contacts_pushed"]) == sum(1 for t in truth.values() if t["email"])
@@ -61,20 +80,29 @@ def test_sync_prints_a_summary_and_pushes_the_range(sandbox, db_url, dagster_db_
     assert "@example.com" not in result.stdout + result.stderr, "no e-mail address in the output"
 
 
-def test_sync_failure_exits_non_zero_with_the_reason(sandbox, db_url, dagster_db_url, tmp_path) -> None:
-    env = _env(sandbox, db_url, dagster_db_url, tmp_path, ORDERGROOVE_API_KEY="sandbox-og-limited-key")
+def test_sync_failure_exits_non_zero_with_the_reason(
+    sandbox, db_url, dagster_db_url, tmp_path
+) -> None:
+    env = _env(
+        sandbox, db_url, dagster_db_url, tmp_path, ORDERGROOVE_API_KEY="sandbox-og-limited-key"
+    )
     result = _sync(env, "--start", "2026-11-01", "--end", "2026-11-02")
     assert result.returncode == 1
     assert "sync failed" in result.stderr and "Bulk Operations" in result.stderr
 
 
 # Exit 2 is click's usage error (a bad option); 1 a configuration conflict.
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (("--start", "2026-11-02", "--end", "2026-11-01"), 2, "must be after --start"),
-    (("--start", "2026-10-01", "--end", "2026-10-02"), 1, "before OG_SYNC_START_DATE"),
-    (("--start", "2026-11-01T05:30", "--end", "2026-11-02"), 2, "must be on the hour"),
-])
-def test_sync_refuses_a_bad_range_before_starting(sandbox, db_url, dagster_db_url, tmp_path, args, code, message) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--start", "2026-11-02", "--end", "2026-11-01"), 2, "must be after --start"),
+        (("--start", "2026-10-01", "--end", "2026-10-02"), 1, "before OG_SYNC_START_DATE"),
+        (("--start", "2026-11-01T05:30", "--end", "2026-11-02"), 2, "must be on the hour"),
+    ],
+)
+def test_sync_refuses_a_bad_range_before_starting(
+    sandbox, db_url, dagster_db_url, tmp_path, args, code, message
+) -> None:
     result = _sync(_env(sandbox, db_url, dagster_db_url, tmp_path), *args)
     assert result.returncode == code
     assert message in result.stderr
@@ -107,9 +135,14 @@ def test_webhooks_process_handles_the_queue_once_and_replay_requeues_failed(
     assert list(sandbox.ometria.snapshot()["events"]) == [f"og-{cancel['id']}"]
 
     with connect(db_url) as conn:
-        conn.execute("UPDATE og.webhook_events SET status = 'failed' WHERE event_id = %s", (broken["id"],))
+        conn.execute(
+            "UPDATE og.webhook_events SET status = 'failed' WHERE event_id = %s", (broken["id"],)
+        )
     replayed = _og(env, "webhooks", "replay")
-    assert replayed.returncode == 0 and "1 failed event(s) queued again; 0 invalid" in replayed.stdout
+    assert (
+        replayed.returncode == 0 and "1 failed event(s) queued again; 0 invalid" in replayed.stdout
+    )
     with connect(db_url) as conn:
-        assert conn.execute("SELECT status FROM og.webhook_events WHERE event_id = %s",
-                            (broken["id"],)).fetchone() == ("pending",)
+        assert conn.execute(
+            "SELECT status FROM og.webhook_events WHERE event_id = %s", (broken["id"],)
+        ).fetchone() == ("pending",)

@@ -19,8 +19,10 @@ DEADLINE = 30.0
 
 def _stage(pipeline: Pipeline, count: int) -> list[str]:
     sender = _sender(pipeline)
-    envelopes = [sender.event_for("subscription.create", subscription_id=s)
-                 for s in pipeline.sandbox.merchant.subscription_ids(live=True)[:count]]
+    envelopes = [
+        sender.event_for("subscription.create", subscription_id=s)
+        for s in pipeline.sandbox.merchant.subscription_ids(live=True)[:count]
+    ]
     for envelope in envelopes:
         _processed(pipeline, envelope)
     return [f"og-{e['id']}" for e in envelopes]
@@ -30,7 +32,9 @@ def _outcomes(pipeline: Pipeline) -> dict[str, str]:
     return dict(pipeline.query("SELECT event_id, outcome FROM og.ometria_events"))
 
 
-def test_a_batch_ometria_refused_in_part_is_not_sent_again_record_by_record(pipeline: Pipeline) -> None:
+def test_a_batch_ometria_refused_in_part_is_not_sent_again_record_by_record(
+    pipeline: Pipeline,
+) -> None:
     ids = _stage(pipeline, 5)
     pipeline.sandbox.ometria.reject_ids.add(ids[2])
 
@@ -42,7 +46,9 @@ def test_a_batch_ometria_refused_in_part_is_not_sent_again_record_by_record(pipe
     # Each accepted one reached Ometria exactly once (the sandbox counts what it stored; the
     # refused one it did not store).
     assert {i: counts.get(i, 0) for i in ids} == {i: 0 if i == ids[2] else 1 for i in ids}
-    pushes = [r["count"] for r in pipeline.sandbox.ometria.request_log() if r["type"] == "custom_event"]
+    pushes = [
+        r["count"] for r in pipeline.sandbox.ometria.request_log() if r["type"] == "custom_event"
+    ]
     assert pushes == [5], "one push of the batch, no record-by-record re-send"
     assert _outcomes(pipeline) == dict.fromkeys(ids, "unconfirmed")
     assert metadata(first, "ometria_custom_events")["events_unconfirmed"] == 5
@@ -54,7 +60,10 @@ def test_events_a_dead_sender_left_sending_are_never_sent_again(pipeline: Pipeli
     # What a sender killed between its push and its record leaves behind.
     pipeline.query_commit(
         "INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome) "
-        "SELECT %s, substr(%s, 4), 'Ordergroove_subscription_event', '{}', 'sending'", ids[0], ids[0])
+        "SELECT %s, substr(%s, 4), 'Ordergroove_subscription_event', '{}', 'sending'",
+        ids[0],
+        ids[0],
+    )
 
     result = pipeline.process_webhooks()
 
@@ -84,8 +93,10 @@ def test_one_sender_at_a_time_whatever_the_pool_allows(pipeline: Pipeline) -> No
         done = threading.Event()
 
         def send() -> None:
-            with connect(pipeline.db_url) as conn, OmetriaClient(
-                    pipeline.sandbox.ometria_url, "sandbox-ometria-key") as client:
+            with (
+                connect(pipeline.db_url) as conn,
+                OmetriaClient(pipeline.sandbox.ometria_url, "sandbox-ometria-key") as client,
+            ):
                 send_due_events(conn, client, Lookups(conn))
             done.set()
 
@@ -103,6 +114,9 @@ def test_one_sender_at_a_time_whatever_the_pool_allows(pipeline: Pipeline) -> No
 
 
 def _waits_on_advisory_lock(pipeline: Pipeline) -> bool:
-    return bool(pipeline.query(
-        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
-        "AND datname = current_database()"))
+    return bool(
+        pipeline.query(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+            "AND datname = current_database()"
+        )
+    )

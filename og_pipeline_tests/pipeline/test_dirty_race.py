@@ -29,10 +29,17 @@ ZONE = "UTC"
 DEADLINE = 30.0  # seconds any forced wait may take before the test fails instead of hanging
 
 
-def _subscription(public_id: str, customer: str, *, live: bool = True,
-                  updated: str = "2026-11-02 10:00:00") -> dict[str, Any]:
-    return {"public_id": public_id, "customer": customer, "product": "SKU-1", "live": live,
-            "created": "2026-11-01 08:00:00", "updated": updated}
+def _subscription(
+    public_id: str, customer: str, *, live: bool = True, updated: str = "2026-11-02 10:00:00"
+) -> dict[str, Any]:
+    return {
+        "public_id": public_id,
+        "customer": customer,
+        "product": "SKU-1",
+        "live": live,
+        "created": "2026-11-01 08:00:00",
+        "updated": updated,
+    }
 
 
 def _write(conn: psycopg.Connection, *records: dict[str, Any]) -> None:
@@ -80,13 +87,17 @@ def test_a_change_committed_while_the_recompute_runs_is_recomputed_by_the_next_r
         conn.commit()
         _write(conn, _subscription("s-x2", "cust-x"))
         conn.commit()
-        assert conn.execute("SELECT customer_id FROM og.dirty_contacts ORDER BY ctid").fetchall() == [
-            ("cust-y",), ("cust-x",)
-        ]
+        assert conn.execute(
+            "SELECT customer_id FROM og.dirty_contacts ORDER BY ctid"
+        ).fetchall() == [("cust-y",), ("cust-x",)]
         conn.commit()
 
-    with (connect(db_url) as holder, connect(db_url) as stats_conn, connect(db_url) as writer,
-          ThreadPoolExecutor(max_workers=2) as pool):
+    with (
+        connect(db_url) as holder,
+        connect(db_url) as stats_conn,
+        connect(db_url) as writer,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
         # The holder stops the recompute once it has its snapshot and before it reaches
         # cust-x's marker, wherever the code blocks first: on cust-y's marker (a DELETE scanning
         # the table) or on cust-y's stats row (the upsert).
@@ -95,19 +106,23 @@ def test_a_change_committed_while_the_recompute_runs_is_recomputed_by_the_next_r
         stats_pid, writer_pid = stats_conn.info.backend_pid, writer.info.backend_pid
         try:
             recompute: Future[tuple[int, int]] = pool.submit(recompute_dirty, stats_conn)
-            _wait_for("the recompute waits for the holder",
-                      lambda: _blocked(monitor, stats_pid))
+            _wait_for("the recompute waits for the holder", lambda: _blocked(monitor, stats_pid))
 
             # A writer cancels one of cust-x's subscriptions: a change the recompute's snapshot
             # does not have. It commits now, or (if the recompute holds cust-x's marker) right
             # after the recompute commits; either way it must leave a marker behind.
             def cancel() -> None:
-                _write(writer, _subscription("s-x1", "cust-x", live=False, updated="2026-11-02 11:00:00"))
+                _write(
+                    writer,
+                    _subscription("s-x1", "cust-x", live=False, updated="2026-11-02 11:00:00"),
+                )
                 writer.commit()
 
             cancelled = pool.submit(cancel)
-            _wait_for("the writer committed or waits for the recompute",
-                      lambda: cancelled.done() or _blocked(monitor, writer_pid))
+            _wait_for(
+                "the writer committed or waits for the recompute",
+                lambda: cancelled.done() or _blocked(monitor, writer_pid),
+            )
         finally:
             holder.commit()
         recompute.result(timeout=DEADLINE)
@@ -152,13 +167,16 @@ class _Ordergroove:
 
     zone = ZONE
 
-    def __init__(self, pages: dict[str, list[list[dict[str, Any]]]],
-                 customers: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, pages: dict[str, list[list[dict[str, Any]]]], customers: dict[str, dict[str, Any]]
+    ) -> None:
         self.pages = pages
         self.customers = customers
         self.asked: list[str] = []
 
-    def iter_updated(self, resource: str, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+    def iter_updated(
+        self, resource: str, start: datetime, end: datetime
+    ) -> Iterator[list[dict[str, Any]]]:
         yield from self.pages.get(resource, [])
 
     def get_customer(self, merchant_user_id: str) -> dict[str, Any] | None:
@@ -172,15 +190,39 @@ def test_a_stats_step_between_the_walk_and_the_customer_lookup_leaves_the_custom
     # Old accounts that subscribed in the window: the customers walk does not bring them.
     # cust-gone is one Ordergroove answers 404 for; cust-known is already stored.
     with connect(db_url) as conn:
-        store(conn, "customers", [{"merchant_user_id": "cust-known", "email": "k@example.com",
-                                   "live": True, "last_updated": "2026-10-01 09:00:00"}],
-              ParseContext(ZONE, datetime.now(UTC)))
+        store(
+            conn,
+            "customers",
+            [
+                {
+                    "merchant_user_id": "cust-known",
+                    "email": "k@example.com",
+                    "live": True,
+                    "last_updated": "2026-10-01 09:00:00",
+                }
+            ],
+            ParseContext(ZONE, datetime.now(UTC)),
+        )
         conn.commit()
     client = _Ordergroove(
-        pages={"subscriptions": [[_subscription("s-1", "cust-old"), _subscription("s-2", "cust-gone"),
-                                  _subscription("s-3", "cust-known"), _subscription("s-4", "cust-old")]]},
-        customers={"cust-old": {"merchant_user_id": "cust-old", "email": "old@example.com",
-                                "live": True, "last_updated": "2025-06-01 09:00:00"}},
+        pages={
+            "subscriptions": [
+                [
+                    _subscription("s-1", "cust-old"),
+                    _subscription("s-2", "cust-gone"),
+                    _subscription("s-3", "cust-known"),
+                    _subscription("s-4", "cust-old"),
+                ]
+            ]
+        },
+        customers={
+            "cust-old": {
+                "merchant_user_id": "cust-old",
+                "email": "old@example.com",
+                "live": True,
+                "last_updated": "2025-06-01 09:00:00",
+            }
+        },
     )
     real_connect = sync.connect
     steps: list[tuple[int, int]] = []
@@ -194,8 +236,12 @@ def test_a_stats_step_between_the_walk_and_the_customer_lookup_leaves_the_custom
 
     monkeypatch.setattr(sync, "connect", connect_after_a_stats_step)
     monkeypatch.setattr(sync, "_MISSING_PAGE", 1)  # one id a page: the 404 is not asked twice
-    report = sync.sync_window(cast(OrdergrooveClient, client), db_url,
-                              datetime(2026, 11, 2, 10, tzinfo=UTC), datetime(2026, 11, 2, 11, tzinfo=UTC))
+    report = sync.sync_window(
+        cast(OrdergrooveClient, client),
+        db_url,
+        datetime(2026, 11, 2, 10, tzinfo=UTC),
+        datetime(2026, 11, 2, 11, tzinfo=UTC),
+    )
 
     assert steps == [(3, 3)]  # the stats step did run in between, over all three contacts
     assert client.asked == ["cust-gone", "cust-old"]
@@ -204,4 +250,8 @@ def test_a_stats_step_between_the_walk_and_the_customer_lookup_leaves_the_custom
         recompute_dirty(conn)
         assert conn.execute(
             "SELECT customer_id, email FROM og.contact_stats ORDER BY customer_id"
-        ).fetchall() == [("cust-gone", None), ("cust-known", "k@example.com"), ("cust-old", "old@example.com")]
+        ).fetchall() == [
+            ("cust-gone", None),
+            ("cust-known", "k@example.com"),
+            ("cust-old", "old@example.com"),
+        ]

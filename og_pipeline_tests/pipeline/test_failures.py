@@ -8,7 +8,9 @@ from og_pipeline.sandbox import FaultSpec
 from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, failure_message, metadata
 
 
-def test_wrong_ordergroove_key_fails_naming_the_variable_and_writes_nothing(pipeline: Pipeline) -> None:
+def test_wrong_ordergroove_key_fails_naming_the_variable_and_writes_nothing(
+    pipeline: Pipeline,
+) -> None:
     pipeline.use_keys(ordergroove="not-the-key")
     result = pipeline.sync(START, START + timedelta(hours=6))
     assert not result.success
@@ -26,7 +28,9 @@ def test_key_without_bulk_operations_says_so(pipeline: Pipeline) -> None:
     assert pipeline.ometria_contacts() == {}
 
 
-def test_wrong_ometria_key_fails_the_push_and_a_later_run_pushes_everything(pipeline: Pipeline) -> None:
+def test_wrong_ometria_key_fails_the_push_and_a_later_run_pushes_everything(
+    pipeline: Pipeline,
+) -> None:
     pipeline.use_keys(ometria="wrong-ometria-key")
     failed = pipeline.sync(START, NOW)
     assert not failed.success
@@ -74,9 +78,13 @@ def test_push_respects_the_rate_limit_and_batch_rules(pipeline: Pipeline) -> Non
     assert busiest <= 8
 
 
-def test_rows_the_database_refuses_are_set_aside_and_so_many_block_the_push(pipeline: Pipeline) -> None:
+def test_rows_the_database_refuses_are_set_aside_and_so_many_block_the_push(
+    pipeline: Pipeline,
+) -> None:
     # Orders are walked after customers and subscriptions; a constraint refuses every order.
-    pipeline.query_commit("ALTER TABLE og.orders ADD CONSTRAINT test_refuses_orders CHECK (false) NOT VALID")
+    pipeline.query_commit(
+        "ALTER TABLE og.orders ADD CONSTRAINT test_refuses_orders CHECK (false) NOT VALID"
+    )
     result = pipeline.sync(START, NOW)
     # Far more than 1% of the window unreadable: the check fails the run before any push.
     assert not result.success

@@ -11,18 +11,24 @@ from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    return {e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
-def test_push_backlog_warns_of_contacts_changed_long_ago_and_still_not_accepted(pipeline: Pipeline) -> None:
+def test_push_backlog_warns_of_contacts_changed_long_ago_and_still_not_accepted(
+    pipeline: Pipeline,
+) -> None:
     first = pipeline.sync(START, NOW)
     assert first.success and _checks(first)["push_backlog"].passed
     # A contact whose fields changed three hours ago and that no push has taken since (as when the
     # push failed run after run).
     pipeline.query_commit(
         "UPDATE og.contact_stats SET fields_hash = 'changed', computed_at = now() - interval '3 hours' "
-        "WHERE customer_id = (SELECT min(customer_id) FROM og.contact_stats WHERE email IS NOT NULL)")
+        "WHERE customer_id = (SELECT min(customer_id) FROM og.contact_stats WHERE email IS NOT NULL)"
+    )
     checks = _checks(pipeline.run_job("health_checks"))
     assert not checks["push_backlog"].passed
     assert checks["push_backlog"].metadata["contacts_waiting"].value == 1
@@ -46,6 +52,7 @@ def test_staged_events_left_unprocessed_warn(pipeline: Pipeline) -> None:
     assert _checks(pipeline.run_job("health_checks"))["staged_events_processed_in_time"].passed
     pipeline.query_commit(
         "INSERT INTO og.webhook_events (event_id, event_type, received_at, body, payload) "
-        "VALUES ('late-1', 'subscription.create', now() - interval '20 minutes', '{}', '{}')")
+        "VALUES ('late-1', 'subscription.create', now() - interval '20 minutes', '{}', '{}')"
+    )
     stale = _checks(pipeline.run_job("health_checks"))["staged_events_processed_in_time"]
     assert not stale.passed and stale.metadata["events_waiting"].value == 1

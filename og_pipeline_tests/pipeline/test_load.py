@@ -25,7 +25,13 @@ def utc(text: str) -> datetime:
 
 
 def sub(updated: object, live: bool, public_id: str = "s1") -> dict[str, Any]:
-    return {"public_id": public_id, "customer": "c1", "product": "p1", "live": live, "updated": updated}
+    return {
+        "public_id": public_id,
+        "customer": "c1",
+        "product": "p1",
+        "live": live,
+        "updated": updated,
+    }
 
 
 def rest(conn: psycopg.Connection, fetched_at: datetime, *records: dict[str, Any]) -> None:
@@ -34,7 +40,13 @@ def rest(conn: psycopg.Connection, fetched_at: datetime, *records: dict[str, Any
 
 
 def webhook(conn: psycopg.Connection, *records: dict[str, Any]) -> None:
-    store(conn, "subscriptions", list(records), ParseContext(ZONE, datetime.now(UTC)), source="webhook")
+    store(
+        conn,
+        "subscriptions",
+        list(records),
+        ParseContext(ZONE, datetime.now(UTC)),
+        source="webhook",
+    )
     conn.commit()
 
 
@@ -42,20 +54,26 @@ def live(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT live FROM og.subscriptions WHERE public_id = 's1'").fetchone()[0]
 
 
-@pytest.mark.parametrize(("stamp", "earliest", "latest"), [
-    ("2026-07-01 12:00:00", "2026-07-01 17:00", None),  # an ordinary summer stamp
-    ("2026-11-01 01:30:00", "2026-11-01 06:30", "2026-11-01 07:30"),  # the repeated hour
-    ("2026-11-01 02:00:00", "2026-11-01 08:00", None),  # just after it
-    ("2026-03-08 02:30:00", "2026-03-08 07:30", "2026-03-08 08:30"),  # the skipped hour
-    ("2026-03-08 03:00:00", "2026-03-08 08:00", None),
-    ("2026-07-01T12:00:00+02:00", "2026-07-01 10:00", None),  # an offset of its own
-    (1_793_518_200, "2026-11-01 07:30", None),  # a webhook's unix seconds are exact
-])
-def test_a_stamp_is_stored_as_the_instants_it_can_mean(db_url: str, stamp: object, earliest: str,
-                                                        latest: str | None) -> None:
+@pytest.mark.parametrize(
+    ("stamp", "earliest", "latest"),
+    [
+        ("2026-07-01 12:00:00", "2026-07-01 17:00", None),  # an ordinary summer stamp
+        ("2026-11-01 01:30:00", "2026-11-01 06:30", "2026-11-01 07:30"),  # the repeated hour
+        ("2026-11-01 02:00:00", "2026-11-01 08:00", None),  # just after it
+        ("2026-03-08 02:30:00", "2026-03-08 07:30", "2026-03-08 08:30"),  # the skipped hour
+        ("2026-03-08 03:00:00", "2026-03-08 08:00", None),
+        ("2026-07-01T12:00:00+02:00", "2026-07-01 10:00", None),  # an offset of its own
+        (1_793_518_200, "2026-11-01 07:30", None),  # a webhook's unix seconds are exact
+    ],
+)
+def test_a_stamp_is_stored_as_the_instants_it_can_mean(
+    db_url: str, stamp: object, earliest: str, latest: str | None
+) -> None:
     with connect(db_url) as conn:
         rest(conn, utc("2026-12-01 00:00"), sub(stamp, True))
-        stored = conn.execute("SELECT updated_at, updated_at_latest FROM og.subscriptions").fetchone()
+        stored = conn.execute(
+            "SELECT updated_at, updated_at_latest FROM og.subscriptions"
+        ).fetchone()
     assert stored == (utc(earliest), utc(latest) if latest else None)
 
 
@@ -63,11 +81,15 @@ def test_the_later_reading_of_a_repeated_hour_is_not_taken_before_it_happened(db
     # Read at 07:10 UTC, "01:30" can only be the first 01:30 (06:30 UTC): the second is 07:30.
     with connect(db_url) as conn:
         rest(conn, utc("2026-11-01 07:10"), sub("2026-11-01 01:30:00", True))
-        stored = conn.execute("SELECT updated_at, updated_at_latest FROM og.subscriptions").fetchone()
+        stored = conn.execute(
+            "SELECT updated_at, updated_at_latest FROM og.subscriptions"
+        ).fetchone()
     assert stored == (utc("2026-11-01 06:30"), None)
 
 
-def test_fall_back_rest_after_rest_the_current_state_wins_across_the_repeated_hour(db_url: str) -> None:
+def test_fall_back_rest_after_rest_the_current_state_wins_across_the_repeated_hour(
+    db_url: str,
+) -> None:
     with connect(db_url) as conn:
         # 01:50 CDT (06:50 UTC), read at 06:55: live.
         rest(conn, utc("2026-11-01 06:55"), sub("2026-11-01 01:50:00", True))
@@ -108,7 +130,9 @@ def test_fall_back_a_webhook_after_an_ambiguous_rest_read_is_not_refused(db_url:
         assert live(conn) is False
 
 
-def test_spring_forward_rest_after_rest_orders_versions_across_the_skipped_hour(db_url: str) -> None:
+def test_spring_forward_rest_after_rest_orders_versions_across_the_skipped_hour(
+    db_url: str,
+) -> None:
     with connect(db_url) as conn:
         rest(conn, utc("2026-03-08 07:55"), sub("2026-03-08 01:50:00", True))  # 07:50 UTC
         rest(conn, utc("2026-03-08 08:15"), sub("2026-03-08 03:10:00", False))  # 08:10 UTC
@@ -127,11 +151,19 @@ def test_spring_forward_rest_against_webhook(db_url: str) -> None:
         assert live(conn) is False
 
 
-def test_a_batch_repeating_a_record_keeps_the_later_instant_whatever_the_offsets(db_url: str) -> None:
+def test_a_batch_repeating_a_record_keeps_the_later_instant_whatever_the_offsets(
+    db_url: str,
+) -> None:
     # 10:00 UTC written with an offset, and 06:00 Chicago (11:00 UTC) written naive: as text the
     # first looks later; as instants the second is.
     with connect(db_url) as conn:
-        rest(conn, utc("2026-12-01 00:00"), sub("2026-07-01 06:00:00", True),
-             sub("2026-07-01T12:00:00+02:00", False))
+        rest(
+            conn,
+            utc("2026-12-01 00:00"),
+            sub("2026-07-01 06:00:00", True),
+            sub("2026-07-01T12:00:00+02:00", False),
+        )
         assert live(conn) is True
-        assert conn.execute("SELECT updated_at FROM og.subscriptions").fetchone()[0] == utc("2026-07-01 11:00")
+        assert conn.execute("SELECT updated_at FROM og.subscriptions").fetchone()[0] == utc(
+            "2026-07-01 11:00"
+        )

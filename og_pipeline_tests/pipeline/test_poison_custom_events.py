@@ -29,15 +29,26 @@ def _processed(pipeline: Pipeline, envelope: Envelope, *, processed_ago: str = "
     pipeline.query_commit(
         "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, status, attempts, processed_at, "
         "body, payload) VALUES (%s, %s, now() - interval '1 hour', 'processed', 1, now() - %s::interval, %s, "
-        "%s::jsonb)", envelope["id"], envelope["type"], processed_ago, text.encode(), text)
+        "%s::jsonb)",
+        envelope["id"],
+        envelope["type"],
+        processed_ago,
+        text.encode(),
+        text,
+    )
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    return {e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
-def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(pipeline: Pipeline) -> None:
+def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(
+    pipeline: Pipeline,
+) -> None:
     merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
     subs = merchant.subscription_ids(live=True)
     far_future = sender.event_for("subscription.create", subscription_id=subs[0])
@@ -47,7 +58,9 @@ def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(p
     customer_list = sender.event_for("subscription.create", subscription_id=subs[2])
     customer_list["snapshot"]["customer"] = [customer_list["snapshot"]["customer"]]
     oversized = sender.event_for("subscription.cancel", subscription_id=subs[3])
-    oversized["data"]["object"]["cancel_reason"] = "4|" + "overstocked " * 6000  # over Ometria's 60 KiB
+    oversized["data"]["object"]["cancel_reason"] = (
+        "4|" + "overstocked " * 6000
+    )  # over Ometria's 60 KiB
     good = [sender.event_for("subscription.create", subscription_id=s) for s in subs[4:6]]
     stale = sender.event_for("subscription.create", subscription_id=subs[6])
     for envelope in (far_future, endless, customer_list, oversized, *good):  # the poison ones first
@@ -62,10 +75,16 @@ def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(p
     assert set(sent) == {f"og-{e['id']}" for e in readable}
     # What could be read of each is sent: a time of now (as if it had none), the e-mail looked up.
     assert sent[f"og-{far_future['id']}"]["timestamp"] >= "2026"
-    assert sent[f"og-{customer_list['id']}"]["identity_email"] == (
-        merchant.ground_truth()[customer_list["data"]["object"]["customer"]]["email"])
-    outcomes = {event_id: (outcome, error) for event_id, outcome, error in pipeline.query(
-        "SELECT webhook_event_id, outcome, last_error FROM og.ometria_events")}
+    assert (
+        sent[f"og-{customer_list['id']}"]["identity_email"]
+        == (merchant.ground_truth()[customer_list["data"]["object"]["customer"]]["email"])
+    )
+    outcomes = {
+        event_id: (outcome, error)
+        for event_id, outcome, error in pipeline.query(
+            "SELECT webhook_event_id, outcome, last_error FROM og.ometria_events"
+        )
+    }
     assert outcomes[stale["id"]][0] == "expired"
     outcome, error = outcomes[oversized["id"]]
     assert outcome == "failed" and "bytes" in error and "overstocked" not in error
@@ -78,7 +97,9 @@ def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(p
     # Marked once: the next run sends nothing, re-marks nothing, and its check passes.
     again = pipeline.process_webhooks()
     assert again.success
-    assert pipeline.sandbox.ometria.snapshot()["event_push_counts"] == {f"og-{e['id']}": 1 for e in readable}
+    assert pipeline.sandbox.ometria.snapshot()["event_push_counts"] == {
+        f"og-{e['id']}": 1 for e in readable
+    }
     meta = metadata(again, "ometria_custom_events")
     assert (meta["events_due"], meta["events_failed"], meta["events_expired"]) == (0, 0, 0)
     assert _checks(again)["no_expired_or_failed_custom_events"].passed is True

@@ -18,12 +18,17 @@ def test_a_refused_contact_is_recorded_and_not_resent_until_it_changes(pipeline:
     assert f"og-{refused}" not in pipeline.ometria_contacts()
     assert pipeline.query(
         "SELECT fields_hash IS NULL, rejected_hash IS NOT NULL, last_error FROM og.ometria_contacts "
-        "WHERE customer_id = %s", refused) == [(True, True, "Record refused")]  # Ometria's own reason
+        "WHERE customer_id = %s",
+        refused,
+    ) == [(True, True, "Record refused")]  # Ometria's own reason
     assert pipeline.query(
-        "SELECT outcome FROM og.ometria_push_audit WHERE customer_id = %s", refused) == [("rejected",)]
+        "SELECT outcome FROM og.ometria_push_audit WHERE customer_id = %s", refused
+    ) == [("rejected",)]
 
     again = pipeline.sync(START, NOW)
-    assert metadata(again, "ometria_contact_fields")["contacts_pushed"] == 0, "the same refused fields are not resent"
+    assert metadata(again, "ometria_contact_fields")["contacts_pushed"] == 0, (
+        "the same refused fields are not resent"
+    )
 
 
 def test_asynchronous_errors_are_stored_once_and_set_on_the_contact(pipeline: Pipeline) -> None:
@@ -37,8 +42,12 @@ def test_asynchronous_errors_are_stored_once_and_set_on_the_contact(pipeline: Pi
     assert 0 < new_errors <= 100  # the endpoint keeps the latest 100
     stored = pipeline.query("SELECT count(*), count(record_id) FROM og.ometria_errors")
     assert stored == [(new_errors, new_errors)]
-    flagged = pipeline.query("SELECT count(*) FROM og.ometria_contacts WHERE last_error LIKE 'Unknown custom field%%'")
+    flagged = pipeline.query(
+        "SELECT count(*) FROM og.ometria_contacts WHERE last_error LIKE 'Unknown custom field%%'"
+    )
     assert flagged == [(new_errors,)]
 
     again = pipeline.sync(START, NOW)
-    assert metadata(again, "ometria_contact_fields")["new_async_errors"] == 0, "each error counts once"
+    assert metadata(again, "ometria_contact_fields")["new_async_errors"] == 0, (
+        "each error counts once"
+    )

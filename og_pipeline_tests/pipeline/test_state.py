@@ -17,12 +17,15 @@ def _hour_of(timestamp: str) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def test_a_cancellation_survives_rerunning_the_hour_that_loaded_the_subscription(pipeline: Pipeline) -> None:
+def test_a_cancellation_survives_rerunning_the_hour_that_loaded_the_subscription(
+    pipeline: Pipeline,
+) -> None:
     merchant = pipeline.sandbox.merchant
     assert pipeline.sync(START, NOW).success
     truth = merchant.ground_truth()
     subscription_id = next(
-        sid for sid in merchant.subscription_ids(live=True)
+        sid
+        for sid in merchant.subscription_ids(live=True)
         if _hour_of(merchant.subscription(sid)["updated"]) >= START
         and truth[merchant.subscription(sid)["customer"]]["email"]
     )
@@ -31,11 +34,15 @@ def test_a_cancellation_survives_rerunning_the_hour_that_loaded_the_subscription
 
     merchant.cancel_subscription(subscription_id, at=NOW - timedelta(minutes=30))
     assert pipeline.sync(NOW - timedelta(hours=1), NOW).success
-    assert pipeline.query("SELECT live FROM og.subscriptions WHERE public_id = %s", subscription_id) == [(False,)]
+    assert pipeline.query(
+        "SELECT live FROM og.subscriptions WHERE public_id = %s", subscription_id
+    ) == [(False,)]
 
     rerun = pipeline.sync(loaded_hour, loaded_hour + timedelta(hours=1))
     assert rerun.success
-    assert pipeline.query("SELECT live FROM og.subscriptions WHERE public_id = %s", subscription_id) == [(False,)]
+    assert pipeline.query(
+        "SELECT live FROM og.subscriptions WHERE public_id = %s", subscription_id
+    ) == [(False,)]
     assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"] == expected_fields(
         merchant.ground_truth()[customer]
     )
@@ -43,8 +50,15 @@ def test_a_cancellation_survives_rerunning_the_hour_that_loaded_the_subscription
 
 
 def _subscription(updated: str, live: bool) -> dict[str, object]:
-    return {"public_id": "sub-1", "customer": "cust-1", "product": "SKU-1", "live": live,
-            "cancelled": None if live else updated, "created": "2026-11-01 08:00:00", "updated": updated}
+    return {
+        "public_id": "sub-1",
+        "customer": "cust-1",
+        "product": "SKU-1",
+        "live": live,
+        "cancelled": None if live else updated,
+        "created": "2026-11-01 08:00:00",
+        "updated": updated,
+    }
 
 
 def test_an_older_version_never_replaces_a_newer_one(db_url: str) -> None:
@@ -53,7 +67,9 @@ def test_an_older_version_never_replaces_a_newer_one(db_url: str) -> None:
         newer = [_subscription("2026-11-02 09:00:00", live=False)]
         assert store(conn, "subscriptions", newer, chicago, source="webhook").inserted == 1
         conn.execute("DELETE FROM og.dirty_contacts")
-        counts = store(conn, "subscriptions", [_subscription("2026-11-01 08:00:00", live=True)], chicago)
+        counts = store(
+            conn, "subscriptions", [_subscription("2026-11-01 08:00:00", live=True)], chicago
+        )
         assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 1)
         row = conn.execute("SELECT live, source, updated_at FROM og.subscriptions").fetchone()
         assert row == (False, "webhook", datetime(2026, 11, 2, 15, 0, tzinfo=UTC))
@@ -77,7 +93,9 @@ def test_products_refresh_reads_the_catalogue_and_rewrites_only_changes(pipeline
     assert first.success
     products = pipeline.sandbox.merchant.counts()["products"]
     assert metadata(first, "ordergroove_products")["products_inserted"] == products
-    assert pipeline.query("SELECT count(*) FROM og.products WHERE image_url IS NOT NULL") == [(products,)]
+    assert pipeline.query("SELECT count(*) FROM og.products WHERE image_url IS NOT NULL") == [
+        (products,)
+    ]
     again = pipeline.run_job("ordergroove_products_refresh")
     assert metadata(again, "ordergroove_products")["products_updated"] == 0
 
@@ -95,15 +113,29 @@ def test_a_mass_drop_in_active_contacts_blocks_the_push_until_allowed(pipeline: 
 
     blocked = pipeline.sync(NOW - timedelta(hours=1), NOW)
     assert not blocked.success
-    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
-              for e in blocked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in blocked.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks["no_mass_drop_in_active_contacts"] is False
-    assert pipeline.ometria_contacts() == before, "nothing may be pushed past a failed blocking check"
+    assert pipeline.ometria_contacts() == before, (
+        "nothing may be pushed past a failed blocking check"
+    )
 
-    allowed = pipeline.sync(NOW - timedelta(hours=1), NOW, run_config={
-        "ops": {"contact_subscription_stats": {"config": {"max_active_drop_share": 1.0}}}
-    })
+    allowed = pipeline.sync(
+        NOW - timedelta(hours=1),
+        NOW,
+        run_config={
+            "ops": {"contact_subscription_stats": {"config": {"max_active_drop_share": 1.0}}}
+        },
+    )
     assert allowed.success
     for customer in doomed:
         if merchant.ground_truth()[customer]["email"]:
-            assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_subscription_status"] == "inactive"
+            assert (
+                pipeline.ometria_contacts()[f"og-{customer}"]["properties"][
+                    "ordergroove_subscription_status"
+                ]
+                == "inactive"
+            )

@@ -30,9 +30,13 @@ def _assert_ometria_matches_ground_truth(pipeline: Pipeline) -> None:
         assert "marketing_optin" not in contact
 
 
-def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(pipeline: Pipeline) -> None:
+def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(
+    pipeline: Pipeline,
+) -> None:
     pipeline.sandbox.set_faults("ordergroove", FaultSpec(rate=0.1, seed=3))
-    pipeline.sandbox.set_faults("ometria", FaultSpec(rate=0.15, seed=4, statuses=(429, 500, 502, 503)))
+    pipeline.sandbox.set_faults(
+        "ometria", FaultSpec(rate=0.15, seed=4, statuses=(429, 500, 502, 503))
+    )
 
     result = pipeline.sync(START, NOW)
 
@@ -42,8 +46,12 @@ def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(
     assert metadata(result, "ometria_contact_fields")["retries"] > 0
     _assert_ometria_matches_ground_truth(pipeline)
     # No e-mail address in any metadata the UI shows (previews included).
-    shown = [str(v) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
-             for v in e.event_specific_data.materialization.metadata.values()]
+    shown = [
+        str(v)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        for v in e.event_specific_data.materialization.metadata.values()
+    ]
     assert shown and not any("@" in text for text in shown)
 
     pipeline.sandbox.clear_faults()
@@ -59,9 +67,13 @@ TWO_DAYS = START + timedelta(days=2)
 
 
 @pytest.mark.parametrize("merchant_spec", [{"now": TWO_DAYS}], indirect=True)
-def test_a_two_day_window_through_8_percent_faults_and_slow_pages_lands_every_contact(pipeline: Pipeline) -> None:
-    pipeline.sandbox.set_faults("ordergroove", FaultSpec(rate=0.08, statuses=(429, 423, 500), slow_rate=0.05,
-                                                         slow_seconds=0.5, seed=8))
+def test_a_two_day_window_through_8_percent_faults_and_slow_pages_lands_every_contact(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.sandbox.set_faults(
+        "ordergroove",
+        FaultSpec(rate=0.08, statuses=(429, 423, 500), slow_rate=0.05, slow_seconds=0.5, seed=8),
+    )
     result = pipeline.sync(START, TWO_DAYS)
 
     assert result.success, failure_message(result)
@@ -81,7 +93,8 @@ def test_a_backfill_is_one_run_that_materializes_every_hour(pipeline: Pipeline) 
         e.event_specific_data.materialization.partition
         for e in result.all_events
         if e.event_type_value == "ASSET_MATERIALIZATION"
-        and e.event_specific_data.materialization.asset_key.to_user_string() == "ordergroove_raw_records"
+        and e.event_specific_data.materialization.asset_key.to_user_string()
+        == "ordergroove_raw_records"
     }
     assert len(hours) == 24
     # One walk per object type for the whole range, not one per hour.
@@ -99,7 +112,9 @@ def test_contacts_without_email_are_reported_and_not_pushed(pipeline: Pipeline) 
     assert not {f"og-{cid}" for cid in without} & set(pipeline.ometria_contacts())
 
 
-def test_every_push_leaves_an_audit_row_per_contact_without_email_addresses(pipeline: Pipeline) -> None:
+def test_every_push_leaves_an_audit_row_per_contact_without_email_addresses(
+    pipeline: Pipeline,
+) -> None:
     assert pipeline.sync(START, NOW).success
     pushed = len(pipeline.ometria_contacts())
     rows = pipeline.query(

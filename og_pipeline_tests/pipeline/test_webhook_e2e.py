@@ -27,10 +27,17 @@ def receiver_url(pipeline: Pipeline) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "OG_DATABASE_URL": pipeline.db_url, "ORDERGROOVE_WEBHOOK_KEY": f"old-key,{KEY}"}
+    env = {
+        **os.environ,
+        "OG_DATABASE_URL": pipeline.db_url,
+        "ORDERGROOVE_WEBHOOK_KEY": f"old-key,{KEY}",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "og_pipeline", "webhooks", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -47,7 +54,9 @@ def receiver_url(pipeline: Pipeline) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
-def test_a_stream_of_live_changes_reaches_ometria_once_each(pipeline: Pipeline, receiver_url: str) -> None:
+def test_a_stream_of_live_changes_reaches_ometria_once_each(
+    pipeline: Pipeline, receiver_url: str
+) -> None:
     assert pipeline.sync(START, NOW).success  # the REST state first, as in production
     merchant = pipeline.sandbox.merchant
     sender = WebhookSender(merchant, receiver_url, [KEY], seed=21)
@@ -61,12 +70,20 @@ def test_a_stream_of_live_changes_reaches_ometria_once_each(pipeline: Pipeline, 
     assert result.success
 
     ometria = pipeline.sandbox.ometria.snapshot()
-    mapped = {f"og-{e['id']}" for e, _ in sent if e["type"] in ("subscription.create", "subscription.cancel", "order.reminder")}
+    mapped = {
+        f"og-{e['id']}"
+        for e, _ in sent
+        if e["type"] in ("subscription.create", "subscription.cancel", "order.reminder")
+    }
     assert set(ometria["events"]) == mapped
     assert set(ometria["event_push_counts"].values()) == {1}
     truth = merchant.ground_truth()
     touched = {e["data"]["object"].get("customer") for e, _ in sent}
     for customer in touched:
         if truth[customer]["email"]:
-            assert ometria["contacts"][f"og-{customer}"]["properties"] == expected_fields(truth[customer])
-    assert pipeline.query("SELECT status, count(*) FROM og.webhook_events GROUP BY status") == [("processed", 40)]
+            assert ometria["contacts"][f"og-{customer}"]["properties"] == expected_fields(
+                truth[customer]
+            )
+    assert pipeline.query("SELECT status, count(*) FROM og.webhook_events GROUP BY status") == [
+        ("processed", 40)
+    ]

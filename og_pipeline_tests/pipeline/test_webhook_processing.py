@@ -38,7 +38,9 @@ def test_cancel_delivered_before_create_ends_cancelled_with_both_events(pipeline
     result = pipeline.process_webhooks()
 
     assert result.success
-    assert pipeline.query("SELECT live FROM og.subscriptions WHERE public_id = %s", sub) == [(False,)]
+    assert pipeline.query("SELECT live FROM og.subscriptions WHERE public_id = %s", sub) == [
+        (False,)
+    ]
     assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"] == expected_fields(
         merchant.ground_truth()[customer]
     )
@@ -74,7 +76,9 @@ def test_order_reminder_sends_the_order_total_as_a_whole_number(pipeline: Pipeli
     }
 
 
-def test_reprocessing_and_a_crash_before_recording_never_send_a_second_event_id(pipeline: Pipeline) -> None:
+def test_reprocessing_and_a_crash_before_recording_never_send_a_second_event_id(
+    pipeline: Pipeline,
+) -> None:
     merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
     sub = merchant.subscription_ids(live=True)[0]
     merchant.cancel_subscription(sub, at=NOW + timedelta(minutes=1))
@@ -94,7 +98,9 @@ def test_reprocessing_and_a_crash_before_recording_never_send_a_second_event_id(
 
 
 def test_unknown_types_are_kept_and_marked_ignored(pipeline: Pipeline) -> None:
-    envelope = _sender(pipeline).event_for("subscription.create", subscription_id=pipeline.sandbox.merchant.subscription_ids()[0])
+    envelope = _sender(pipeline).event_for(
+        "subscription.create", subscription_id=pipeline.sandbox.merchant.subscription_ids()[0]
+    )
     envelope["type"] = "loyalty.points_awarded"
     pipeline.stage(envelope)
     result = pipeline.process_webhooks()
@@ -109,98 +115,151 @@ def test_an_event_that_keeps_failing_is_marked_failed_then_replayed(pipeline: Pi
     from og_pipeline.webhooks.batches import replay
 
     merchant = pipeline.sandbox.merchant
-    envelope = _sender(pipeline).event_for("subscription.cancel", subscription_id=merchant.subscription_ids()[0])
+    envelope = _sender(pipeline).event_for(
+        "subscription.cancel", subscription_id=merchant.subscription_ids()[0]
+    )
     envelope["data"]["object"]["live"] = "perhaps"  # a value the pipeline cannot read
     envelope.pop("snapshot", None)
     pipeline.stage(envelope)
 
     result = pipeline.process_webhooks(max_attempts=1)
     assert result.success
-    status, attempts, error = pipeline.query("SELECT status, attempts, last_error FROM og.webhook_events")[0]
+    status, attempts, error = pipeline.query(
+        "SELECT status, attempts, last_error FROM og.webhook_events"
+    )[0]
     assert (status, attempts) == ("failed", 1) and "live" in error
-    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
-              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks["no_failed_or_invalid_events"] is False
 
     # The cause is fixed (here: the stored payload), then the event is replayed.
-    pipeline.query_commit("UPDATE og.webhook_events SET payload = jsonb_set(payload, '{data,object,live}', 'false')")
+    pipeline.query_commit(
+        "UPDATE og.webhook_events SET payload = jsonb_set(payload, '{data,object,live}', 'false')"
+    )
     with connect(pipeline.db_url) as conn:
         assert replay(conn) == (1, 0)
     assert pipeline.process_webhooks().success
     assert pipeline.query("SELECT status FROM og.webhook_events") == [("processed",)]
 
 
-def test_replay_revalidates_invalid_events_and_queues_those_that_now_read(pipeline: Pipeline) -> None:
+def test_replay_revalidates_invalid_events_and_queues_those_that_now_read(
+    pipeline: Pipeline,
+) -> None:
     from og_pipeline.db.connection import connect
     from og_pipeline.webhooks.batches import replay
 
-    envelope = _sender(pipeline).event_for("subscription.create",
-                                            subscription_id=pipeline.sandbox.merchant.subscription_ids()[0])
+    envelope = _sender(pipeline).event_for(
+        "subscription.create", subscription_id=pipeline.sandbox.merchant.subscription_ids()[0]
+    )
     body = json.dumps(envelope).encode()
     # Stored invalid earlier (say, by a receiver with a stricter rule than today's).
     pipeline.query_commit(
-        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'old rule', %s)", body)
+        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'old rule', %s)",
+        body,
+    )
     pipeline.query_commit(
-        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'not JSON', %s)", b"{oops")
+        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'not JSON', %s)",
+        b"{oops",
+    )
     with connect(pipeline.db_url) as conn:
         assert replay(conn) == (0, 1)
     assert sorted(pipeline.query("SELECT status, event_id FROM og.webhook_events")) == [
-        ("invalid", None), ("pending", envelope["id"])]
+        ("invalid", None),
+        ("pending", envelope["id"]),
+    ]
     assert pipeline.process_webhooks().success
     assert list(pipeline.sandbox.ometria.snapshot()["events"]) == [f"og-{envelope['id']}"]
 
 
-def test_item_remove_takes_the_line_out_of_the_next_order_date_and_the_product_set(pipeline: Pipeline) -> None:
+def test_item_remove_takes_the_line_out_of_the_next_order_date_and_the_product_set(
+    pipeline: Pipeline,
+) -> None:
     assert pipeline.sync(START, NOW).success
     merchant, sender = pipeline.sandbox.merchant, _sender(pipeline)
     truth = merchant.ground_truth()
     # A customer whose only upcoming order carries the one line of their one live subscription.
     customer, order = next(
-        (cid, orders[0]) for cid, t in sorted(truth.items())
-        if t["email"] and t["active"] == 1 and t["next_order_date"]
-        and len(orders := [o for (o,) in pipeline.query(
-            "SELECT public_id FROM og.orders WHERE customer_id = %s AND status = 1", cid)]) == 1
+        (cid, orders[0])
+        for cid, t in sorted(truth.items())
+        if t["email"]
+        and t["active"] == 1
+        and t["next_order_date"]
+        and len(
+            orders := [
+                o
+                for (o,) in pipeline.query(
+                    "SELECT public_id FROM og.orders WHERE customer_id = %s AND status = 1", cid
+                )
+            ]
+        )
+        == 1
     )
     [(item_id,)] = pipeline.query("SELECT public_id FROM og.items WHERE order_id = %s", order)
-    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_next_order_date"]
+    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"][
+        "ordergroove_next_order_date"
+    ]
     removal = {
-        "id": "remove-1", "type": "item.remove", "created": int((NOW + timedelta(minutes=5)).timestamp()),
+        "id": "remove-1",
+        "type": "item.remove",
+        "created": int((NOW + timedelta(minutes=5)).timestamp()),
         "data": {"object": {**merchant.webhook_object("item", item_id), "type": "item"}},
     }
     pipeline.stage(removal)
     assert pipeline.process_webhooks().success
 
-    assert pipeline.query("SELECT deleted_at IS NOT NULL FROM og.items WHERE public_id = %s", item_id) == [(True,)]
-    assert pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_next_order_date"] is None
+    assert pipeline.query(
+        "SELECT deleted_at IS NOT NULL FROM og.items WHERE public_id = %s", item_id
+    ) == [(True,)]
+    assert (
+        pipeline.ometria_contacts()[f"og-{customer}"]["properties"]["ordergroove_next_order_date"]
+        is None
+    )
     # A reminder for that order without a snapshot (its lines then come from our tables) names
     # no product of the removed line.
-    reminder = sender.event_for("order.reminder", order_id=order, created=int(NOW.timestamp()) + 600,
-                                snapshot=False)
+    reminder = sender.event_for(
+        "order.reminder", order_id=order, created=int(NOW.timestamp()) + 600, snapshot=False
+    )
     pipeline.stage(reminder)
     assert pipeline.process_webhooks().success
     assert _events(pipeline)[f"og-{reminder['id']}"]["properties"]["product_set"] == []
 
 
-def test_processed_bodies_are_pruned_after_the_retention_and_their_ids_still_deduplicate(pipeline: Pipeline) -> None:
+def test_processed_bodies_are_pruned_after_the_retention_and_their_ids_still_deduplicate(
+    pipeline: Pipeline,
+) -> None:
     from og_pipeline.db.connection import connect
     from og_pipeline.webhooks.staging import store_event
 
     sender = _sender(pipeline)
     subs = pipeline.sandbox.merchant.subscription_ids()
-    old, recent, failed = (sender.event_for("subscription.create", subscription_id=s) for s in subs[:3])
+    old, recent, failed = (
+        sender.event_for("subscription.create", subscription_id=s) for s in subs[:3]
+    )
     for envelope in (old, recent, failed):
         pipeline.stage(envelope)
     assert pipeline.process_webhooks().success
-    pipeline.query_commit("UPDATE og.webhook_events SET processed_at = now() - interval '31 days' WHERE event_id = %s",
-                          old["id"])
-    pipeline.query_commit("UPDATE og.webhook_events SET status = 'failed', processed_at = now() - interval '31 days' "
-                          "WHERE event_id = %s", failed["id"])
+    pipeline.query_commit(
+        "UPDATE og.webhook_events SET processed_at = now() - interval '31 days' WHERE event_id = %s",
+        old["id"],
+    )
+    pipeline.query_commit(
+        "UPDATE og.webhook_events SET status = 'failed', processed_at = now() - interval '31 days' "
+        "WHERE event_id = %s",
+        failed["id"],
+    )
 
     result = pipeline.process_webhooks()
 
     assert result.success and metadata(result, "ordergroove_webhook_events")["bodies_pruned"] == 1
-    kept = {event_id: (len(bytes(body)), payload is not None) for event_id, body, payload in pipeline.query(
-        "SELECT event_id, body, payload FROM og.webhook_events")}
+    kept = {
+        event_id: (len(bytes(body)), payload is not None)
+        for event_id, body, payload in pipeline.query(
+            "SELECT event_id, body, payload FROM og.webhook_events"
+        )
+    }
     assert kept[old["id"]] == (0, False)
     assert kept[recent["id"]][0] > 0 and kept[recent["id"]][1]
     assert kept[failed["id"]][0] > 0, "a failed event keeps its body for replay"

@@ -19,7 +19,8 @@ from og_pipeline_tests.pipeline.conftest import Pipeline
 def tick(pipeline: Pipeline):
     def evaluate() -> dg.SensorResult:
         context = dg.build_sensor_context(
-            instance=pipeline.instance, resources={"postgres": PostgresResource(database_url=pipeline.db_url)}
+            instance=pipeline.instance,
+            resources={"postgres": PostgresResource(database_url=pipeline.db_url)},
         )
         return webhook_events_sensor(context)
 
@@ -33,7 +34,10 @@ def _envelope(pipeline: Pipeline, n: int) -> dict:
 
 
 def _batch_ids(result: dg.SensorResult) -> list[int]:
-    return [r.run_config["ops"]["ordergroove_webhook_events"]["config"]["batch_id"] for r in result.run_requests]
+    return [
+        r.run_config["ops"]["ordergroove_webhook_events"]["config"]["batch_id"]
+        for r in result.run_requests
+    ]
 
 
 def test_first_events_become_one_batch_run(pipeline: Pipeline, tick) -> None:
@@ -43,10 +47,14 @@ def test_first_events_become_one_batch_run(pipeline: Pipeline, tick) -> None:
     assert len(result.run_requests) == 1
     (batch,) = _batch_ids(result)
     assert result.run_requests[0].run_key == f"webhook-batch-{batch}"
-    assert pipeline.query("SELECT count(*) FROM og.webhook_events WHERE batch_id = %s", batch) == [(2,)]
+    assert pipeline.query("SELECT count(*) FROM og.webhook_events WHERE batch_id = %s", batch) == [
+        (2,)
+    ]
 
 
-def test_nothing_new_skips_and_an_unfinished_batch_is_offered_again_under_its_key(pipeline: Pipeline, tick) -> None:
+def test_nothing_new_skips_and_an_unfinished_batch_is_offered_again_under_its_key(
+    pipeline: Pipeline, tick
+) -> None:
     assert tick().skip_reason.skip_message == "no new webhook events"
     pipeline.stage(_envelope(pipeline, 0))
     first = tick()
@@ -70,4 +78,6 @@ def test_an_event_that_commits_late_is_taken_by_a_later_tick(pipeline: Pipeline,
     new_batches = set(_batch_ids(second)) - set(_batch_ids(first))
     assert len(new_batches) == 1
     (batch,) = new_batches
-    assert pipeline.query("SELECT event_id FROM og.webhook_events WHERE batch_id = %s", batch) == [(late["id"],)]
+    assert pipeline.query("SELECT event_id FROM og.webhook_events WHERE batch_id = %s", batch) == [
+        (late["id"],)
+    ]

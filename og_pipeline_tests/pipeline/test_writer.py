@@ -17,32 +17,49 @@ READ_AT = datetime(2026, 11, 3, tzinfo=UTC)
 
 
 def _subscription(n: int, updated: str = "2026-11-02 10:00:00") -> dict[str, object]:
-    return {"public_id": f"s{n}", "customer": f"c{n % 7}", "live": True, "created": updated, "updated": updated}
+    return {
+        "public_id": f"s{n}",
+        "customer": f"c{n % 7}",
+        "live": True,
+        "created": updated,
+        "updated": updated,
+    }
 
 
 def test_batches_are_written_in_order_and_counted_and_no_process_is_left(db_url: str) -> None:
     seen: list[tuple[str, int]] = []
-    with BatchWriter(db_url, "America/Chicago", lambda resource, counts: seen.append((resource, counts.inserted))) as writer:
+    with BatchWriter(
+        db_url, "America/Chicago", lambda resource, counts: seen.append((resource, counts.inserted))
+    ) as writer:
         writer.submit("subscriptions", [_subscription(n) for n in range(1500)], READ_AT)
         # A later version of the same records in a later batch wins: batches are applied in order.
-        writer.submit("subscriptions", [_subscription(n, "2026-11-02 11:00:00") | {"live": False} for n in range(10)],
-                      READ_AT)
+        writer.submit(
+            "subscriptions",
+            [_subscription(n, "2026-11-02 11:00:00") | {"live": False} for n in range(10)],
+            READ_AT,
+        )
         writer.end_of("subscriptions")
     assert writer.counts["subscriptions"].received == 1510
     assert writer.counts["subscriptions"].inserted == 1500
     assert writer.counts["subscriptions"].updated == 10
     assert sum(inserted for _, inserted in seen) == 1500
     with connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) FILTER (WHERE NOT live), count(*) FROM og.subscriptions").fetchone() == (10, 1500)
+        assert conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT live), count(*) FROM og.subscriptions"
+        ).fetchone() == (10, 1500)
         assert conn.execute("SELECT count(*) FROM og.dirty_contacts").fetchone() == (7,)
         # 1,500 rows in a never-analysed table: statistics refreshed without waiting for autovacuum.
-        assert conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'og.subscriptions'::regclass").fetchone() == (1500,)
+        assert conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'og.subscriptions'::regclass"
+        ).fetchone() == (1500,)
     assert multiprocessing.active_children() == []
 
 
 def test_a_writer_killed_mid_walk_fails_the_sync_with_a_reason(db_url: str) -> None:
-    with (pytest.raises(WriterError, match="writer process exited unexpectedly"),
-          BatchWriter(db_url, "America/Chicago") as writer):
+    with (
+        pytest.raises(WriterError, match="writer process exited unexpectedly"),
+        BatchWriter(db_url, "America/Chicago") as writer,
+    ):
         assert writer.pid is not None
         os.kill(writer.pid, signal.SIGKILL)
         for n in range(10):
@@ -53,12 +70,21 @@ def test_a_writer_killed_mid_walk_fails_the_sync_with_a_reason(db_url: str) -> N
 def test_a_bad_record_is_set_aside_and_the_rest_of_its_batch_written(db_url: str) -> None:
     with BatchWriter(db_url, "America/Chicago") as writer:
         writer.submit("subscriptions", [_subscription(1)], READ_AT)
-        writer.submit("subscriptions", [_subscription(2) | {"live": "perhaps"}, _subscription(3)], READ_AT)
-    assert (writer.counts["subscriptions"].received, writer.counts["subscriptions"].rejected) == (2, 1)
+        writer.submit(
+            "subscriptions", [_subscription(2) | {"live": "perhaps"}, _subscription(3)], READ_AT
+        )
+    assert (writer.counts["subscriptions"].received, writer.counts["subscriptions"].rejected) == (
+        2,
+        1,
+    )
     with connect(db_url) as conn:
-        assert conn.execute("SELECT public_id FROM og.subscriptions ORDER BY 1").fetchall() == [("s1",), ("s3",)]
+        assert conn.execute("SELECT public_id FROM og.subscriptions ORDER BY 1").fetchall() == [
+            ("s1",),
+            ("s3",),
+        ]
         assert conn.execute("SELECT record_id, reason FROM og.rejected_records").fetchall() == [
-            ("s2", 'live: must be a boolean or "True"/"False", not str')]
+            ("s2", 'live: must be a boolean or "True"/"False", not str')
+        ]
 
 
 @pytest.mark.parametrize("text", ["\ud800", "a\x00b"], ids=["lone-surrogate", "nul"])
@@ -66,7 +92,9 @@ def test_text_postgres_cannot_store_is_set_aside_not_a_crash(db_url: str, text: 
     # A lone surrogate is valid in JSON text (json.loads takes it) but refused by orjson and
     # Postgres; a NUL passes orjson and is refused by Postgres' jsonb.
     with BatchWriter(db_url, "America/Chicago") as writer:
-        writer.submit("subscriptions", [_subscription(1) | {"offer": text}, _subscription(2)], READ_AT)
+        writer.submit(
+            "subscriptions", [_subscription(1) | {"offer": text}, _subscription(2)], READ_AT
+        )
     with connect(db_url) as conn:
         assert conn.execute("SELECT public_id FROM og.subscriptions").fetchall() == [("s2",)]
         assert conn.execute("SELECT record_id FROM og.rejected_records").fetchall() == [("s1",)]
@@ -79,10 +107,14 @@ def test_a_database_error_reaches_the_sync_without_the_row_it_quotes(db_url: str
             CREATE FUNCTION og.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION 'refused by test' USING DETAIL = 'Failing row contains (' || NEW.record::text || ')';
             END $$""")
-        conn.execute("CREATE TRIGGER test_refuse BEFORE INSERT ON og.subscriptions "
-                     "FOR EACH ROW EXECUTE FUNCTION og.test_refuse()")
+        conn.execute(
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON og.subscriptions "
+            "FOR EACH ROW EXECUTE FUNCTION og.test_refuse()"
+        )
     with pytest.raises(WriterError) as failure, BatchWriter(db_url, "America/Chicago") as writer:
-        writer.submit("subscriptions", [_subscription(1) | {"email": "secret.person@example.com"}], READ_AT)
+        writer.submit(
+            "subscriptions", [_subscription(1) | {"email": "secret.person@example.com"}], READ_AT
+        )
     assert "SQLSTATE P0001" in str(failure.value)  # the class and SQLSTATE of the error
     assert "example.com" not in str(failure.value) and "Failing row" not in str(failure.value)
 
@@ -97,14 +129,18 @@ if __name__ == "__main__":
 """
 
 
-def test_a_writer_whose_sync_was_killed_exits_instead_of_waiting_for_ever(db_url: str, tmp_path) -> None:
+def test_a_writer_whose_sync_was_killed_exits_instead_of_waiting_for_ever(
+    db_url: str, tmp_path
+) -> None:
     import subprocess
     import sys
     import time
 
     script = tmp_path / "sync_then_killed.py"
     script.write_text(_ORPHAN_SCRIPT)
-    sync = subprocess.Popen([sys.executable, str(script), db_url], stdout=subprocess.PIPE, text=True)
+    sync = subprocess.Popen(
+        [sys.executable, str(script), db_url], stdout=subprocess.PIPE, text=True
+    )
     try:
         writer_pid = int(sync.stdout.readline())
         sync.kill()  # as an OOM kill would: no chance to stop the writer

@@ -25,8 +25,13 @@ def _open(receiver: Receiver, headers: dict[str, str], body_part: bytes = b"") -
     """A POST whose headers promise 1,000 bytes of body, of which only ``body_part`` is sent."""
     url = urlsplit(receiver.url)
     sock = socket.create_connection((url.hostname, url.port), timeout=DEADLINE)
-    lines = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}", "Content-Type: application/json",
-             "Content-Length: 1000", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"POST {url.path} HTTP/1.1",
+        f"Host: {url.netloc}",
+        "Content-Type: application/json",
+        "Content-Length: 1000",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body_part)
     return sock
 
@@ -44,7 +49,9 @@ def sockets() -> Iterator[ExitStack]:
 
 
 def _signed(event_id: str) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"id": event_id, "type": "subscription.create", "created": 1, "data": {}}).encode()
+    body = json.dumps(
+        {"id": event_id, "type": "subscription.create", "created": 1, "data": {}}
+    ).encode()
     return body, {"OrderGroove-Signature": signature_header(body, [KEY], int(time.time()))}
 
 
@@ -87,5 +94,7 @@ def test_slow_clients_cannot_hold_every_slot(
     # The slow clients are cut off by the body timeout, and their slots serve again.
     assert [_status(sock) for sock in slow] == [408, 408]
     body, signed = _signed("after")
-    assert requests.post(receiver.url, data=body, headers=signed, timeout=DEADLINE).status_code == 200
+    assert (
+        requests.post(receiver.url, data=body, headers=signed, timeout=DEADLINE).status_code == 200
+    )
     assert "after" in {row["event_id"] for row in staged_rows()}

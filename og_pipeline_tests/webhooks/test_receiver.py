@@ -33,8 +33,9 @@ def _envelope(sender: WebhookSender, merchant: Merchant, **kwargs: Any) -> dict[
     return sender.event_for("subscription.create", subscription_id=sub, **kwargs)
 
 
-def _post(url: str, body: bytes, keys: list[str] | None = None, ts: int | None = None,
-          **kwargs: Any) -> requests.Response:
+def _post(
+    url: str, body: bytes, keys: list[str] | None = None, ts: int | None = None, **kwargs: Any
+) -> requests.Response:
     headers = {"Content-Type": "application/json"}
     if keys is not None:
         headers["OrderGroove-Signature"] = signature_header(body, keys, ts or int(time.time()))
