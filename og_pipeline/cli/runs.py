@@ -154,7 +154,7 @@ def _waiting_for_pools(instance: Any, run_id: str) -> Iterator[_PoolWait]:
     def sleep_til_ready(active: Any) -> None:
         wait.sleep_til_ready(active)
 
-    ActiveExecution.sleep_til_ready = sleep_til_ready  # type: ignore[method-assign]
+    ActiveExecution.sleep_til_ready = sleep_til_ready  # type: ignore[method-assign,assignment]
     try:
         yield wait
     finally:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from og_pipeline.db.connection import one
+
 # The key of the advisory lock that serialises recomputes (any constant no other lock uses).
 _RECOMPUTE_LOCK_KEY = 0x06_0E_57_A7
 
@@ -124,16 +126,14 @@ def recompute_dirty(conn: psycopg.Connection) -> tuple[int, int]:
         # after the newer one had cleared the marker. Taken before the recompute's statement,
         # so under READ COMMITTED its snapshot sees everything the previous recompute wrote.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RECOMPUTE_LOCK_KEY,))
-        claimed, changed = conn.execute(_RECOMPUTE).fetchone()
+        claimed, changed = one(conn.execute(_RECOMPUTE))
     return claimed, changed
 
 
 def summary(conn: psycopg.Connection) -> StatsSummary:
-    return StatsSummary(*conn.execute(_SUMMARY).fetchone())
+    return StatsSummary(*one(conn.execute(_SUMMARY)))
 
 
 def active_contacts_in_ometria(conn: psycopg.Connection) -> int:
     """Contacts whose last accepted status in Ometria is active: the mass-drop baseline."""
-    return conn.execute(
-        "SELECT count(*) FROM og.ometria_contacts WHERE status = 'active'"
-    ).fetchone()[0]
+    return one(conn.execute("SELECT count(*) FROM og.ometria_contacts WHERE status = 'active'"))[0]

@@ -16,7 +16,7 @@ from importlib import resources
 
 import psycopg
 
-from og_pipeline.db.connection import connect
+from og_pipeline.db.connection import connect, one
 
 # An arbitrary constant shared by every og-pipeline process: the key of the migration lock.
 _LOCK_KEY = 0x06_0E_7A_11
@@ -36,13 +36,13 @@ class Migration:
 
 def available() -> list[Migration]:
     folder = resources.files("og_pipeline.db") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
 def _applied(conn: psycopg.Connection) -> set[str] | None:
     """Versions recorded so far; None on a database never migrated."""
-    if conn.execute("SELECT to_regclass('og.schema_migrations')").fetchone()[0] is None:
+    if one(conn.execute("SELECT to_regclass('og.schema_migrations')"))[0] is None:
         return None
     return {row[0] for row in conn.execute("SELECT version FROM og.schema_migrations")}
 

@@ -1,5 +1,7 @@
 """Ometria: contact custom fields (changed contacts) and custom events (live webhooks)."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -56,7 +58,7 @@ def ometria_contact_fields(
             report.rejected,
             report.new_async_errors,
         )
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         **report.as_metadata(),
         "requests": stats.requests,
         "retries": stats.retries,

@@ -288,7 +288,7 @@ class OmetriaClient(SessionClient):
 
     def _request(self, method: str, path: str, body: bytes | None) -> requests.Response:
         url = self.base_url + path
-        retry = self._retry
+        retry: Retry = self._retry
         attempts = 0
         while True:
             waited = self.limiter.acquire()

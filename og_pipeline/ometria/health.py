@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from og_pipeline.db.connection import one
+
 _BACKLOG = """
 SELECT count(*) FROM og.contact_stats s
 LEFT JOIN og.ometria_contacts o ON o.customer_id = s.customer_id
@@ -30,7 +32,7 @@ WHERE s.email IS NOT NULL
 
 
 def push_backlog(conn: psycopg.Connection, hours: float) -> int:
-    return conn.execute(_BACKLOG, {"hours": hours}).fetchone()[0]
+    return one(conn.execute(_BACKLOG, {"hours": hours}))[0]
 
 
 @dataclass(frozen=True)
@@ -44,4 +46,4 @@ class Rejections:
 
 
 def rejections(conn: psycopg.Connection) -> Rejections:
-    return Rejections(*conn.execute(_REJECTED).fetchone())
+    return Rejections(*one(conn.execute(_REJECTED)))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
+from og_pipeline.db.connection import one
 from og_pipeline.ordergroove.load import UpsertCounts, store
 from og_pipeline.ordergroove.records import ParseContext
 from og_pipeline.ordergroove.rejected import counts as set_aside_counts
@@ -172,7 +173,7 @@ def ordergroove_products(
             totals.add(store(conn, "products", page, ParseContext(client.zone)))
             conn.commit()
         requests, retries = client.stats.requests, client.stats.retries
-        count = conn.execute("SELECT count(*) FROM og.products").fetchone()[0]
+        count = one(conn.execute("SELECT count(*) FROM og.products"))[0]
     context.log.info(
         "refreshed %d products (%d new, %d changed)",
         totals.received,

@@ -22,6 +22,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from og_pipeline.db.connection import one
 from og_pipeline.ordergroove.records import SHAPES, ParseContext, Rejected, clean_copy, parse
 from og_pipeline.ordergroove.rejected import set_aside
 
@@ -219,9 +220,9 @@ def upsert(
     """Upsert parsed rows (same transaction as the caller's; the caller commits)."""
     if not rows:
         return UpsertCounts()
-    inserted, updated = conn.execute(
-        _SQL[resource], {"rows": serialise(rows), "source": source}
-    ).fetchone()
+    inserted, updated = one(
+        conn.execute(_SQL[resource], {"rows": serialise(rows), "source": source})
+    )
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)
 
 
@@ -297,5 +298,5 @@ def upsert_products(
     """Upsert parsed product rows (``store(conn, "products", ...)`` parses them)."""
     if not rows:
         return UpsertCounts()
-    inserted, updated = conn.execute(_PRODUCTS_SQL, {"rows": serialise(rows)}).fetchone()
+    inserted, updated = one(conn.execute(_PRODUCTS_SQL, {"rows": serialise(rows)}))
     return UpsertCounts(received=len(rows), inserted=inserted, updated=updated)

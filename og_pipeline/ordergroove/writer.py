@@ -29,7 +29,7 @@ from typing import Any, Self
 import orjson
 import psycopg
 
-from og_pipeline.db.connection import connect
+from og_pipeline.db.connection import connect, one
 from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
 from og_pipeline.ordergroove.records import ParseContext, storable_batch
 from og_pipeline.reasons import safe_reason
@@ -244,9 +244,9 @@ def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> No
     if inserted < ANALYZE_MIN_INSERTS:
         return
     # reltuples is the planner's row estimate; -1 until the table is first analysed.
-    estimate = conn.execute(
-        "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)
-    ).fetchone()[0]
+    estimate = one(
+        conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,))
+    )[0]
     if estimate < 0 or inserted >= ANALYZE_GROWTH * estimate:
         # Identifiers from the constant table specs, never from input.
         conn.execute(f"ANALYZE {table}")

@@ -144,17 +144,20 @@ def sandbox(
         now=now,
         bad_record_share=bad_record_rate,
     )
-    slow = {"slow_rate": slow_rate, "slow_seconds": slow_seconds}
     faults = {
         "ordergroove": FaultSpec(
-            rate=fault_rate if og_fault_rate is None else og_fault_rate, seed=fault_seed, **slow
+            rate=fault_rate if og_fault_rate is None else og_fault_rate,
+            seed=fault_seed,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
         ),
         # Ometria documents no 423; keep its injected statuses to what it really answers.
         "ometria": FaultSpec(
             rate=fault_rate if ometria_fault_rate is None else ometria_fault_rate,
             statuses=(429, 500, 502, 503),
             seed=fault_seed + 1,
-            **slow,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
         ),
     }
     # The server only when serving: it loads uvicorn and starlette, which every other

@@ -35,8 +35,9 @@ class MerchantSpec:
 
     def window(self) -> tuple[int, int]:
         now_ts = to_utc_ts(self.now) if self.now is not None else wall_clock()
+        assert now_ts is not None
         start_ts = to_utc_ts(self.start) if self.start is not None else now_ts - 30 * 86400
-        assert now_ts is not None and start_ts is not None
+        assert start_ts is not None
         if start_ts >= now_ts:
             raise ValueError("MerchantSpec.start must be before now")
         return start_ts, now_ts

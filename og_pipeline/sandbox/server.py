@@ -142,7 +142,7 @@ class SandboxServer:
 
     # -------------------------------------------------------------- lifecycle
 
-    def start(self, timeout: float = 30.0) -> SandboxServer:
+    def start(self, timeout: float = 30.0) -> Self:
         self._sock = _bind(self.host, self.port)
         self.port = self._sock.getsockname()[1]
         self._server = _uvicorn(build_app(self.state), self.log_level)

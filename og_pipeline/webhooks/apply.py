@@ -52,9 +52,9 @@ def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Recor
         if items:
             yield resource, items
     obj = object_of(payload)
-    resource = resource_of(event_type, obj)
-    if resource is not None:
-        yield resource, [{k: v for k, v in obj.items() if k != "type"}]
+    own = resource_of(event_type, obj)
+    if own is not None:
+        yield own, [{k: v for k, v in obj.items() if k != "type"}]
 
 
 def _with_timestamp(resource: str, record: Record, fallback: float | None) -> Record:
@@ -90,10 +90,10 @@ def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone
     # so a product that cannot be read is left out rather than failing the event.
     products, _ = normalise("products", snapshot_of(payload).get("products") or [], context)
     upsert_products(conn, "products", products)
-    resource = resource_of(event_type, object_of(payload))
-    if event_type == "order.delete" and resource == "orders":
+    kind = resource_of(event_type, object_of(payload))
+    if event_type == "order.delete" and kind == "orders":
         _mark_order_deleted(conn, object_of(payload), payload)
-    if event_type == "item.remove" and resource == "items":
+    if event_type == "item.remove" and kind == "items":
         _mark_item_removed(conn, object_of(payload), payload)
     return applied
 

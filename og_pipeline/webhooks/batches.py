@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from og_pipeline.db.connection import one
 from og_pipeline.reasons import MAX_REASON
 from og_pipeline.webhooks.staging import PENDING, classify
 
@@ -53,9 +54,11 @@ def claim_batch(conn: psycopg.Connection, limit: int = 500) -> int | None:
         ).fetchall()
         if not rows:
             return None
-        batch_id = conn.execute(
-            "INSERT INTO og.webhook_batches (events) VALUES (%s) RETURNING id", (len(rows),)
-        ).fetchone()[0]
+        batch_id = one(
+            conn.execute(
+                "INSERT INTO og.webhook_batches (events) VALUES (%s) RETURNING id", (len(rows),)
+            )
+        )[0]
         conn.execute(
             "UPDATE og.webhook_events SET batch_id = %s WHERE seq = ANY(%s)",
             (batch_id, [row[0] for row in rows]),
@@ -154,12 +157,14 @@ def prune_bodies(conn: psycopg.Connection, retention_days: int) -> int:
 def stale_pending(conn: psycopg.Connection, minutes: float) -> int:
     """Pending events received more than ``minutes`` ago and due (not waiting for a retry):
     the sensor or its runs are not keeping up, or not running."""
-    return conn.execute(
-        "SELECT count(*) FROM og.webhook_events WHERE status = 'pending' "
-        "AND received_at < now() - make_interval(mins => %(m)s) "
-        "AND (next_attempt_at IS NULL OR next_attempt_at < now() - make_interval(mins => %(m)s))",
-        {"m": minutes},
-    ).fetchone()[0]
+    return one(
+        conn.execute(
+            "SELECT count(*) FROM og.webhook_events WHERE status = 'pending' "
+            "AND received_at < now() - make_interval(mins => %(m)s) "
+            "AND (next_attempt_at IS NULL OR next_attempt_at < now() - make_interval(mins => %(m)s))",
+            {"m": minutes},
+        )
+    )[0]
 
 
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:
