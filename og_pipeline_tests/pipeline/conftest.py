@@ -104,6 +104,15 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     return materializations(result).get(asset, {})
 
 
+def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Each asset check's last evaluation in the run, by check name."""
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     messages = []
     for event in result.all_events:

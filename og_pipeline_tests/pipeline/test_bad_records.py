@@ -12,20 +12,17 @@ import pytest
 from click.testing import CliRunner
 
 from og_pipeline.cli import main
-from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
+from og_pipeline_tests.pipeline.conftest import (
+    NOW,
+    START,
+    Pipeline,
+    check_evaluations,
+    expected_fields,
+    metadata,
+)
 
 # Under 1% of 3,000 subscriptions' records: a few bad records, not a changed API.
 FEW = 0.004
-
-
-def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    [evaluation] = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "records_readable"
-    ]
-    return evaluation
 
 
 @pytest.mark.parametrize("merchant_spec", [{"bad_record_share": FEW}], indirect=True)
@@ -64,7 +61,7 @@ def test_bad_records_are_set_aside_and_every_good_contact_lands(pipeline: Pipeli
     assert raw["records_set_aside"] == sum(
         raw[f"{r}_set_aside"] for r in ("subscriptions", "customers", "orders", "items")
     )
-    check = _check(result)
+    check = check_evaluations(result)["records_readable"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["set_aside_in_table"].value == len(bad)
 
@@ -93,7 +90,7 @@ def test_more_than_the_allowed_share_of_bad_records_blocks_the_push(pipeline: Pi
     result = pipeline.sync(START, NOW)
 
     assert not result.success
-    check = _check(result)
+    check = check_evaluations(result)["records_readable"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["share_of_window"].value > 0.01
     assert pipeline.ometria_contacts() == {}
@@ -104,5 +101,5 @@ def test_more_than_the_allowed_share_of_bad_records_blocks_the_push(pipeline: Pi
     pipeline.monkeypatch.setenv("OG_SYNC_MAX_REJECTED_SHARE", "0.2")
     allowed = pipeline.sync(START, NOW)
     assert allowed.success
-    assert _check(allowed).severity == dg.AssetCheckSeverity.WARN
+    assert check_evaluations(allowed)["records_readable"].severity == dg.AssetCheckSeverity.WARN
     assert pipeline.ometria_contacts()

@@ -3,33 +3,23 @@ a push backlog, the share of contacts Ometria refused, webhook events left unpro
 
 from __future__ import annotations
 
-from typing import Any
-
 import dagster as dg
 
-from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline
-
-
-def _checks(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, check_evaluations
 
 
 def test_push_backlog_warns_of_contacts_changed_long_ago_and_still_not_accepted(
     pipeline: Pipeline,
 ) -> None:
     first = pipeline.sync(START, NOW)
-    assert first.success and _checks(first)["push_backlog"].passed
+    assert first.success and check_evaluations(first)["push_backlog"].passed
     # A contact whose fields changed three hours ago and that no push has taken since (as when the
     # push failed run after run).
     pipeline.query_commit(
         "UPDATE og.contact_stats SET fields_hash = 'changed', computed_at = now() - interval '3 hours' "
         "WHERE customer_id = (SELECT min(customer_id) FROM og.contact_stats WHERE email IS NOT NULL)"
     )
-    checks = _checks(pipeline.run_job("health_checks"))
+    checks = check_evaluations(pipeline.run_job("health_checks"))
     assert not checks["push_backlog"].passed
     assert checks["push_backlog"].metadata["contacts_waiting"].value == 1
     assert checks["push_backlog"].severity == dg.AssetCheckSeverity.WARN
@@ -40,19 +30,23 @@ def test_rejected_share_warns_above_its_limit(pipeline: Pipeline) -> None:
     refused = [f"og-{cid}" for cid, t in sorted(truth.items()) if t["email"]]
     pipeline.sandbox.ometria.reject_ids.update(refused[:1])
     few = pipeline.sync(START, NOW)
-    assert few.success and _checks(few)["rejected_contacts_share"].passed  # 1 of ~2,000: under 1%
+    assert (
+        few.success and check_evaluations(few)["rejected_contacts_share"].passed
+    )  # 1 of ~2,000: under 1%
     pipeline.sandbox.ometria.reject_ids.update(refused[: len(refused) // 20])
     pipeline.query_commit("DELETE FROM og.ometria_contacts")  # everything is pushed again
     many = pipeline.sync(START, NOW)
-    share = _checks(many)["rejected_contacts_share"]
+    share = check_evaluations(many)["rejected_contacts_share"]
     assert not share.passed and share.metadata["share"].value > 0.01
 
 
 def test_staged_events_left_unprocessed_warn(pipeline: Pipeline) -> None:
-    assert _checks(pipeline.run_job("health_checks"))["staged_events_processed_in_time"].passed
+    assert check_evaluations(pipeline.run_job("health_checks"))[
+        "staged_events_processed_in_time"
+    ].passed
     pipeline.query_commit(
         "INSERT INTO og.webhook_events (event_id, event_type, received_at, body, payload) "
         "VALUES ('late-1', 'subscription.create', now() - interval '20 minutes', '{}', '{}')"
     )
-    stale = _checks(pipeline.run_job("health_checks"))["staged_events_processed_in_time"]
+    stale = check_evaluations(pipeline.run_job("health_checks"))["staged_events_processed_in_time"]
     assert not stale.passed and stale.metadata["events_waiting"].value == 1

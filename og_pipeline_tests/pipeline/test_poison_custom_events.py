@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from og_pipeline.sandbox import WebhookSender
-from og_pipeline_tests.pipeline.conftest import Pipeline, metadata
+from og_pipeline_tests.pipeline.conftest import Pipeline, check_evaluations, metadata
 
 Envelope = dict[str, Any]
 
@@ -36,14 +36,6 @@ def _processed(pipeline: Pipeline, envelope: Envelope, *, processed_ago: str = "
         text.encode(),
         text,
     )
-
-
-def _checks(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
 
 
 def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(
@@ -91,7 +83,7 @@ def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(
     assert {o for o, _ in outcomes.values()} == {"accepted", "failed", "expired"}
     meta = metadata(result, "ometria_custom_events")
     assert (meta["events_accepted"], meta["events_failed"], meta["events_expired"]) == (5, 1, 1)
-    check = _checks(result)["no_expired_or_failed_custom_events"]
+    check = check_evaluations(result)["no_expired_or_failed_custom_events"]
     assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
 
     # Marked once: the next run sends nothing, re-marks nothing, and its check passes.
@@ -102,4 +94,4 @@ def test_poison_events_do_not_block_custom_events_and_expired_ones_are_counted(
     }
     meta = metadata(again, "ometria_custom_events")
     assert (meta["events_due"], meta["events_failed"], meta["events_expired"]) == (0, 0, 0)
-    assert _checks(again)["no_expired_or_failed_custom_events"].passed is True
+    assert check_evaluations(again)["no_expired_or_failed_custom_events"].passed is True
