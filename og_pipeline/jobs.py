@@ -16,8 +16,9 @@ they live here, above every folder, and no folder imports one downstream of it:
 The webhook sensor claims committed events into a batch (not a sequence cursor), which is what
 makes late commits safe: an event whose transaction commits after a tick is still pending and
 unclaimed, so the next tick takes it. The run key is the batch id, so a batch never runs twice;
-a batch whose run never finished is re-offered (same key: Dagster skips it if its run exists)
-and, once stale, its events are claimed again.
+a batch whose run never finished is re-offered (same key: Dagster skips it if its run exists).
+Its events are claimed into a new batch at once if its run started and died, or after
+STALE_BATCH if no run ever started it (og_pipeline/webhooks/batches.py).
 """
 
 from __future__ import annotations

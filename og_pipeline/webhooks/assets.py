@@ -23,6 +23,7 @@ from og_pipeline.webhooks.batches import (
     mark,
     mark_retry,
     prune_bodies,
+    start_batch,
     status_counts,
 )
 from og_pipeline.webhooks.resources import WebhookStagingResource
@@ -122,7 +123,9 @@ def ordergroove_webhook_events(
     events processed more than OG_WEBHOOK_RETENTION_DAYS (30) ago are removed, their ids kept.
     """
     with postgres.connection() as conn:
-        batch = config.batch_id or claim_batch(conn, limit=100_000)
+        if config.batch_id:
+            start_batch(conn, config.batch_id)
+        batch = config.batch_id or claim_batch(conn, limit=100_000, start=True)
         events = batch_events(conn, batch) if batch else []
         outcome = process_events(
             conn, events, ordergroove.timezone, max_attempts=config.max_attempts, log=context.log

@@ -2,7 +2,12 @@
 
     receiver: INSERT event (pending)                       -- committed before the 2xx
     sensor:   claim_batch() -> batch id -> RunRequest(run_key=batch id)
-    run:      batch_events(batch) -> apply -> mark_processed / mark_ignored / mark_retry
+    run:      start_batch(batch) -> batch_events(batch) -> apply -> mark / mark_retry
+
+A run holds its batch's advisory lock (``start_batch``) until its connection closes, however its
+process ends. So a started batch whose lock is free while its events are still pending belongs to
+a run that died (SIGKILL, a lost node): ``claim_batch`` takes those events again at once. Only a
+batch that no run ever started waits ``STALE_BATCH``: a launched run may still be on its way.
 
 An event whose processing failed goes back to the pool with an exponential backoff, up to
 ``max_attempts``; then it is marked failed with its reason, and ``replay`` puts it back.
@@ -21,9 +26,18 @@ from og_pipeline.db.connection import one
 from og_pipeline.reasons import MAX_REASON
 from og_pipeline.webhooks.staging import PENDING, classify
 
-# A batch whose run never finished (a crashed worker) is claimed again after this long;
-# processing is idempotent, so a rare overlap with a slow run costs a repeat, never a loss.
+# A batch that no run started (a launch that failed, a run still queued) is claimed again after
+# this long; processing is idempotent, so a rare overlap with a late run costs a repeat, never a
+# loss. A started batch whose run died is claimed again at once (see the module docstring).
 STALE_BATCH = "15 minutes"
+# First key of a batch's two-key advisory lock, og-pipeline's namespace ("ob"); the second is the
+# batch id folded into an int4: a collision only makes a dead batch look alive until the other
+# batch's run ends, never the reverse.
+_BATCH_LOCK = 0x6F62
+
+
+def _lock_key(batch_id: int) -> int:
+    return batch_id % 2_147_483_647
 
 
 @dataclass(frozen=True)
@@ -36,29 +50,74 @@ class StagedEvent:
     payload: dict[str, Any]
 
 
-def claim_batch(conn: psycopg.Connection, limit: int = 500) -> int | None:
-    """Claim up to ``limit`` ready pending events into a new batch; None when there are none."""
+def start_batch(conn: psycopg.Connection, batch_id: int) -> None:
+    """Take batch ``batch_id`` for this connection's session and record that a run started it.
+
+    Commits. Waits while another live session holds the batch (a claim that is moving it
+    elsewhere, or a second run of the same batch): afterwards, its pending events are this
+    run's to apply, or gone to another batch.
+    """
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (_BATCH_LOCK, _lock_key(batch_id)))
+    conn.execute(
+        "UPDATE og.webhook_batches SET started_at = coalesce(started_at, now()) WHERE id = %s",
+        (batch_id,),
+    )
+    conn.commit()
+
+
+def _dead_batches(conn: psycopg.Connection) -> list[int]:
+    """Started batches still holding pending events whose run's lock is free: their run died.
+    Each is locked for the caller's transaction, so no late run starts it meanwhile."""
+    started = conn.execute(
+        "SELECT DISTINCT b.id FROM og.webhook_events e JOIN og.webhook_batches b ON b.id = e.batch_id "
+        "WHERE e.status = 'pending' AND b.started_at IS NOT NULL ORDER BY b.id"
+    ).fetchall()
+    dead = []
+    for (batch_id,) in started:
+        (free,) = one(
+            conn.execute(
+                "SELECT pg_try_advisory_xact_lock(%s, %s)", (_BATCH_LOCK, _lock_key(batch_id))
+            )
+        )
+        if free:
+            dead.append(batch_id)
+    return dead
+
+
+def claim_batch(conn: psycopg.Connection, limit: int = 500, *, start: bool = False) -> int | None:
+    """Claim up to ``limit`` ready pending events into a new batch; None when there are none.
+
+    Ready: in no batch, in a batch no run started for ``STALE_BATCH``, or in a batch whose run
+    died. With ``start``, the new batch is also started by this session (``start_batch``) in the
+    same transaction, so no moment exists at which a kill leaves it claimed and unstarted.
+    """
     with conn.transaction():
+        dead = _dead_batches(conn)
         rows = conn.execute(
             f"""
             SELECT e.seq FROM og.webhook_events e
             LEFT JOIN og.webhook_batches b ON b.id = e.batch_id
             WHERE e.status = 'pending'
-              AND (e.batch_id IS NULL OR b.claimed_at < now() - interval '{STALE_BATCH}')
+              AND (e.batch_id IS NULL OR e.batch_id = ANY(%s)
+                   OR (b.started_at IS NULL AND b.claimed_at < now() - interval '{STALE_BATCH}'))
               AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
             ORDER BY e.seq
             LIMIT %s
             FOR UPDATE OF e SKIP LOCKED
             """,
-            (limit,),
+            (dead, limit),
         ).fetchall()
         if not rows:
             return None
         batch_id = one(
             conn.execute(
-                "INSERT INTO og.webhook_batches (events) VALUES (%s) RETURNING id", (len(rows),)
+                "INSERT INTO og.webhook_batches (events, started_at) "
+                "VALUES (%s, CASE WHEN %s THEN now() END) RETURNING id",
+                (len(rows), start),
             )
         )[0]
+        if start:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_BATCH_LOCK, _lock_key(batch_id)))
         conn.execute(
             "UPDATE og.webhook_events SET batch_id = %s WHERE seq = ANY(%s)",
             (batch_id, [row[0] for row in rows]),

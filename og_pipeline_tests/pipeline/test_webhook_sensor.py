@@ -1,4 +1,5 @@
-"""The webhook sensor's cursor cases: first events, nothing new, an event that commits late."""
+"""The webhook sensor's batches: first events, nothing new, an event that commits late, and a
+batch whose run died (claimed again at once) beside one whose run lives (left alone)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from og_pipeline.db.connection import connect
 from og_pipeline.jobs import webhook_events_sensor
 from og_pipeline.resources import PostgresResource
 from og_pipeline.sandbox import WebhookSender
+from og_pipeline.webhooks.batches import claim_batch, start_batch
 from og_pipeline.webhooks.staging import store_event
 from og_pipeline_tests.pipeline.conftest import Pipeline
 
@@ -81,3 +83,51 @@ def test_an_event_that_commits_late_is_taken_by_a_later_tick(pipeline: Pipeline,
     assert pipeline.query("SELECT event_id FROM og.webhook_events WHERE batch_id = %s", batch) == [
         (late["id"],)
     ]
+
+
+def _batch_of(pipeline: Pipeline, event_id: str) -> int:
+    return pipeline.query("SELECT batch_id FROM og.webhook_events WHERE event_id = %s", event_id)[
+        0
+    ][0]
+
+
+def test_a_batch_whose_run_died_is_claimed_again_at_once_and_a_live_one_is_not(
+    pipeline: Pipeline, tick
+) -> None:
+    dying, living = _envelope(pipeline, 0), _envelope(pipeline, 1)
+    pipeline.stage(dying)
+    dead_batch = _batch_ids(tick())[0]
+    pipeline.stage(living)
+    live_batch = (set(_batch_ids(tick())) - {dead_batch}).pop()
+    run_that_dies = connect(pipeline.db_url)
+    start_batch(run_that_dies, dead_batch)
+    with connect(pipeline.db_url) as run_that_lives:
+        start_batch(run_that_lives, live_batch)
+        with connect(pipeline.db_url) as conn:
+            assert claim_batch(conn) is None  # both runs hold their batches
+
+        run_that_dies.close()  # a SIGKILL closes the session just the same
+        with connect(pipeline.db_url) as conn:
+            reclaimed = claim_batch(conn)
+
+        assert reclaimed is not None and reclaimed not in (dead_batch, live_batch)
+        assert _batch_of(pipeline, dying["id"]) == reclaimed
+        assert _batch_of(pipeline, living["id"]) == live_batch
+
+
+def test_a_claimed_batch_no_run_started_waits_its_stale_delay_before_another_claim(
+    pipeline: Pipeline, tick
+) -> None:
+    """A launched run may still be queued: its batch stays its own until STALE_BATCH."""
+    event = _envelope(pipeline, 0)
+    pipeline.stage(event)
+    batch = _batch_ids(tick())[0]
+    with connect(pipeline.db_url) as conn:
+        assert claim_batch(conn) is None
+    pipeline.query_commit(
+        "UPDATE og.webhook_batches SET claimed_at = now() - interval '16 minutes' WHERE id = %s",
+        batch,
+    )
+    with connect(pipeline.db_url) as conn:
+        again = claim_batch(conn)
+    assert again is not None and _batch_of(pipeline, event["id"]) == again
