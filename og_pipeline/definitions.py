@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from og_pipeline import pool_wait
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.jobs import (
     health_checks_job,
@@ -37,6 +38,8 @@ from og_pipeline.webhooks.resources import WebhookStagingResource
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = load_settings()
+    # Every run worker loads the location: its waits for pool slots sleep (see the module).
+    pool_wait.install()
     return dg.Definitions(
         assets=[
             ordergroove_raw_records,
