@@ -101,12 +101,15 @@ def batch_run_request(batch_id: int) -> dg.RunRequest:
 def webhook_events_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource
 ) -> dg.SensorResult:
+    # Every tick, events or not: the pools exist before the runs, and a command's run whose
+    # process died is marked failed and its slots freed within a tick (og_pipeline.pools).
+    for run_id in ensure_pools(context.instance):
+        context.log.warning("run %s marked failed: its process is gone; its slots are free", run_id)
     with postgres.connection() as conn:
         claimed = claim_batch(conn, limit=BATCH_SIZE)
         batches = open_batches(conn)
     if not batches:
         return dg.SensorResult(skip_reason="no new webhook events")
-    ensure_pools(context.instance)  # before the runs: see og_pipeline.pools
     if claimed is not None:
         context.log.info("claimed batch %s", claimed)
     return dg.SensorResult(

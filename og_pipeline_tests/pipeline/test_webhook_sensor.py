@@ -7,9 +7,12 @@ import json
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 
 from og_pipeline.db.connection import connect
 from og_pipeline.jobs import webhook_events_sensor
+from og_pipeline.pools import ORDERGROOVE_POOL, hold_run_liveness
 from og_pipeline.resources import PostgresResource
 from og_pipeline.sandbox import WebhookSender
 from og_pipeline.webhooks.batches import claim_batch, start_batch
@@ -131,3 +134,27 @@ def test_a_claimed_batch_no_run_started_waits_its_stale_delay_before_another_cla
     with connect(pipeline.db_url) as conn:
         again = claim_batch(conn)
     assert again is not None and _batch_of(pipeline, event["id"]) == again
+
+
+def test_each_tick_frees_the_slot_of_a_command_run_whose_process_died(
+    pipeline: Pipeline, tick
+) -> None:
+    """With the daemon running, a killed `og-pipeline sync` stalls nothing for long: the next
+    tick (every 15 s), with or without events, marks its run failed and frees its slot."""
+    instance, storage = pipeline.instance, pipeline.instance.event_log_storage
+    storage.set_concurrency_slots(ORDERGROOVE_POOL, 1)
+    run_id = make_new_run_id()
+    with hold_run_liveness(instance, run_id) as tags:  # the command's process, alive
+        instance.add_run(
+            DagsterRun(job_name="ordergroove_sync", run_id=run_id, tags=tags).with_status(
+                dg.DagsterRunStatus.STARTED
+            )
+        )
+        assert storage.claim_concurrency_slot(ORDERGROOVE_POOL, run_id, "walk").is_claimed
+        tick()
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+
+    # The process is gone (its session with it), without ending its run.
+    assert tick().skip_reason.skip_message == "no new webhook events"
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    assert run_id not in storage.get_concurrency_info(ORDERGROOVE_POOL).active_run_ids
