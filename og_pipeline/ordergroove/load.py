@@ -13,7 +13,7 @@ that cannot be read, or that Postgres refuses, is set aside with its reason; the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,7 +132,8 @@ WITH incoming AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({recordset})
 ), changed AS (
     INSERT INTO {t.table} AS t ({", ".join(names)}, record, source)
-    SELECT {", ".join(names)}, record, %(source)s FROM incoming
+    -- In key order: two writers upserting overlapping rows lock them in one order.
+    SELECT {", ".join(names)}, record, %(source)s FROM incoming ORDER BY {t.key}
     ON CONFLICT ({t.key}) DO UPDATE SET {updates}, record = EXCLUDED.record,
         source = EXCLUDED.source, loaded_at = now()
     WHERE t.updated_at <= coalesce(EXCLUDED.updated_at_latest, EXCLUDED.updated_at) AND {differs}
@@ -229,6 +230,22 @@ def upsert(
 # What Postgres may refuse in a row that parsed (a value out of a column's range that the parser
 # did not foresee): that row is set aside, never the batch. Connection failures still fail.
 _ROW_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+# A deadlock with another writer (a webhook batch locking the same rows and markers in its own
+# order): Postgres aborts one side, whose work is undone; it is done again, a few times.
+CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+CONFLICT_ATTEMPTS = 3
+
+
+def _in_savepoint(conn: psycopg.Connection, work: Callable[[], UpsertCounts]) -> UpsertCounts:
+    """``work`` in a savepoint (or the transaction, when none is open), again after a conflict."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                return work()
+        except CONFLICTS:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def store(
@@ -243,18 +260,21 @@ def store(
 
     In the caller's transaction (the caller commits). Should Postgres refuse the batch for one
     row's data, the rows are upserted one by one, each in a savepoint, and the refused set aside.
+    A deadlock with another writer undoes the batch and upserts it again.
     """
     rows, rejected = normalise(resource, records, context)
     upserting = upsert_products if resource == "products" else upsert
     try:
-        with conn.transaction():
-            counts = upserting(conn, resource, rows, source=source)
+        counts = _in_savepoint(conn, lambda: upserting(conn, resource, rows, source=source))
     except _ROW_ERRORS:
         counts = UpsertCounts()
         for row in rows:
+
+            def one_row(row: Row = row) -> UpsertCounts:
+                return upserting(conn, resource, [row], source=source)
+
             try:
-                with conn.transaction():
-                    counts.add(upserting(conn, resource, [row], source=source))
+                counts.add(_in_savepoint(conn, one_row))
             except _ROW_ERRORS as exc:
                 # The error's class only: its message and DETAIL quote the row, e-mails included.
                 rejected.append(_refused(resource, row, exc))

@@ -12,6 +12,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from og_pipeline.ordergroove.load import CONFLICT_ATTEMPTS, CONFLICTS
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.reasons import safe_reason
 from og_pipeline.resources import PostgresResource
@@ -126,11 +127,25 @@ def ordergroove_webhook_events(
         if config.batch_id:
             start_batch(conn, config.batch_id)
         batch = config.batch_id or claim_batch(conn, limit=100_000, start=True)
-        events = batch_events(conn, batch) if batch else []
-        outcome = process_events(
-            conn, events, ordergroove.timezone, max_attempts=config.max_attempts, log=context.log
-        )
-        conn.commit()
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            events = batch_events(conn, batch) if batch else []
+            try:
+                outcome = process_events(
+                    conn,
+                    events,
+                    ordergroove.timezone,
+                    max_attempts=config.max_attempts,
+                    log=context.log,
+                )
+                conn.commit()
+                break
+            except CONFLICTS:
+                # A deadlock with the sync's writer over the same rows: Postgres undid one
+                # side; this batch is applied again from the start (it holds its lock still).
+                conn.rollback()
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                context.log.warning("batch %s met a deadlock; applying it again", batch)
         pruned = prune_bodies(conn, webhook_staging.retention_days)
         totals = status_counts(conn)
     processed, ignored = outcome.processed, outcome.ignored

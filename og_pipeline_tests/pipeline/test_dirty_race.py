@@ -1,5 +1,6 @@
 """Dirty markers under concurrency: a change committed while the stats are recomputed is not
-lost, and a stats step that runs during a sync does not keep the sync from fetching customers.
+lost, a stats step that runs during a sync does not keep the sync from fetching customers, and
+a batch that deadlocks with another writer is upserted again.
 
 The interleavings are forced, not hoped for: a third connection holds row locks that stop the
 recompute after it took its snapshot, or a writer's transaction is left open across a whole
@@ -255,3 +256,39 @@ def test_a_stats_step_between_the_walk_and_the_customer_lookup_leaves_the_custom
             ("cust-known", "k@example.com"),
             ("cust-old", "old@example.com"),
         ]
+
+
+def test_a_batch_that_deadlocks_with_another_writer_is_upserted_again_not_lost(
+    db_url: str, monitor: psycopg.Connection
+) -> None:
+    """A webhook batch holds one subscription and wants another that the sync's batch holds:
+    Postgres aborts the sync's side, which upserts its batch again once the way is clear."""
+    with connect(db_url) as seed:
+        _write(seed, _subscription("s1", "c1"), _subscription("s2", "c2"))
+        seed.commit()
+    with connect(db_url) as writer, connect(db_url) as other, ThreadPoolExecutor(1) as pool:
+        try:
+            # The writer is the side Postgres aborts: its deadlock check runs first.
+            writer.execute("SET deadlock_timeout = '1s'")
+            other.execute("SET deadlock_timeout = '60s'")
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("setting deadlock_timeout needs a superuser on this server")
+        writer.commit()
+        other.commit()
+        writer_pid = writer.info.backend_pid
+        other.execute("SELECT 1 FROM og.subscriptions WHERE public_id = 's2' FOR UPDATE")
+        changed = "2026-11-02 11:00:00"
+        upserting: Future[None] = pool.submit(
+            _write,
+            writer,
+            _subscription("s1", "c1", live=False, updated=changed),
+            _subscription("s2", "c2", live=False, updated=changed),
+        )
+        _wait_for("the writer waits for s2", lambda: _blocked(monitor, writer_pid))
+        # The cycle: the writer holds s1 and waits for s2; this waits for s1.
+        other.execute("SELECT 1 FROM og.subscriptions WHERE public_id = 's1' FOR UPDATE")
+        other.commit()
+        upserting.result(timeout=DEADLINE)
+        writer.commit()
+    lives = dict(monitor.execute("SELECT public_id, live FROM og.subscriptions").fetchall())
+    assert lives == {"s1": False, "s2": False}
