@@ -26,10 +26,10 @@ from og_pipeline.jobs import (
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
 from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
 from og_pipeline.ometria.resources import OmetriaResource
-from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
+from og_pipeline.ordergroove.assets import build_raw_records, ordergroove_products
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.resources import PostgresResource
-from og_pipeline.settings import load_settings
+from og_pipeline.settings import load_settings, require_start_date
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
 from og_pipeline.webhooks.checks import staged_events_in_time_check
 from og_pipeline.webhooks.resources import WebhookStagingResource
@@ -42,7 +42,7 @@ def defs() -> dg.Definitions:
     pool_wait.install()
     return dg.Definitions(
         assets=[
-            ordergroove_raw_records,
+            build_raw_records(require_start_date(settings)),
             ordergroove_products,
             ordergroove_webhook_events,
             contact_subscription_stats,

@@ -28,7 +28,7 @@ import dagster as dg
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
 from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
-from og_pipeline.ordergroove.assets import ordergroove_products, ordergroove_raw_records
+from og_pipeline.ordergroove.assets import RAW_RECORDS, ordergroove_products
 from og_pipeline.pools import ensure_pools
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
@@ -39,7 +39,10 @@ from og_pipeline.webhooks.checks import staged_events_in_time_check
 # whatever changed. The unpartitioned steps run once per run, whatever its range.
 ordergroove_sync_job = dg.define_asset_job(
     "ordergroove_sync",
-    selection=[ordergroove_raw_records, contact_subscription_stats, ometria_contact_fields],
+    # By key: the raw asset is built when the definitions load (its partitions need settings).
+    selection=dg.AssetSelection.assets(
+        RAW_RECORDS, contact_subscription_stats, ometria_contact_fields
+    ),
     description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
     # The steps run in sequence; one process keeps the run light on a small machine.
     executor_def=dg.in_process_executor,

@@ -11,6 +11,9 @@ import psycopg
 from og_pipeline.db.connection import connect
 from og_pipeline.db.migrate import migrate
 
+# Who answers for the assets in the UI (Dagster's owners): the team that runs og-pipeline.
+OWNERS = ["team:og-pipeline"]
+
 
 class PostgresResource(dg.ConfigurableResource):
     """og-pipeline's own database (raw, staging, derived and push tables)."""

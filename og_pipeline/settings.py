@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-DEFAULT_ORDERGROOVE_API_URL = "https://restapi.ordergroove.com"
-DEFAULT_OMETRIA_API_URL = "https://api.ometria.com"
+from og_pipeline import defaults
 
 
 class ConfigError(ValueError):
@@ -27,42 +26,50 @@ class Settings(BaseModel):
     model_config = ConfigDict(populate_by_name=False, extra="ignore", frozen=True)
 
     ordergroove_api_key: SecretStr | None = Field(None, alias="ORDERGROOVE_API_KEY")
-    ordergroove_api_url: str = Field(DEFAULT_ORDERGROOVE_API_URL, alias="ORDERGROOVE_API_URL")
+    ordergroove_api_url: str = Field(defaults.ORDERGROOVE_API_URL, alias="ORDERGROOVE_API_URL")
     ordergroove_webhook_key: SecretStr | None = Field(None, alias="ORDERGROOVE_WEBHOOK_KEY")
     ometria_api_key: SecretStr | None = Field(None, alias="OMETRIA_API_KEY")
-    ometria_api_url: str = Field(DEFAULT_OMETRIA_API_URL, alias="OMETRIA_API_URL")
+    ometria_api_url: str = Field(defaults.OMETRIA_API_URL, alias="OMETRIA_API_URL")
     sync_start_date: date | None = Field(None, alias="OG_SYNC_START_DATE")
     database_url: str | None = Field(None, alias="OG_DATABASE_URL")
     dagster_database_url: str | None = Field(None, alias="OG_DAGSTER_DATABASE_URL")
-    ordergroove_timezone: str = Field("America/Chicago", alias="OG_ORDERGROOVE_TIMEZONE")
+    ordergroove_timezone: str = Field(
+        defaults.ORDERGROOVE_TIMEZONE, alias="OG_ORDERGROOVE_TIMEZONE"
+    )
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024, alias="OG_WEBHOOK_MAX_BODY_BYTES")
     # Off by default: Ordergroove's retries may reuse the original `ts` for hours.
     webhook_max_age_seconds: int | None = Field(None, gt=0, alias="OG_WEBHOOK_MAX_AGE_SECONDS")
     # Processed bodies hold personal data; custom events read them for 3 days.
-    webhook_retention_days: int = Field(30, ge=4, alias="OG_WEBHOOK_RETENTION_DAYS")
-    sync_overlap_minutes: int = Field(5, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES")
+    webhook_retention_days: int = Field(
+        defaults.WEBHOOK_RETENTION_DAYS, ge=4, alias="OG_WEBHOOK_RETENTION_DAYS"
+    )
+    sync_overlap_minutes: int = Field(
+        defaults.SYNC_OVERLAP_MINUTES, ge=0, le=24 * 60, alias="OG_SYNC_OVERLAP_MINUTES"
+    )
     # Above this share of a window's records unreadable, the API changed: the push is blocked.
-    sync_max_rejected_share: float = Field(0.01, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE")
+    sync_max_rejected_share: float = Field(
+        defaults.SYNC_MAX_REJECTED_SHARE, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE"
+    )
     ometria_requests_per_second: float = Field(
-        8.0, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND"
+        defaults.OMETRIA_REQUESTS_PER_SECOND, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND"
     )
     ometria_field_active_subscriptions: str = Field(
-        "ordergroove_active_subscriptions",
+        defaults.FIELD_ACTIVE_SUBSCRIPTIONS,
         min_length=1,
         alias="OG_OMETRIA_FIELD_ACTIVE_SUBSCRIPTIONS",
     )
     ometria_field_total_subscriptions: str = Field(
-        "ordergroove_total_subscriptions",
+        defaults.FIELD_TOTAL_SUBSCRIPTIONS,
         min_length=1,
         alias="OG_OMETRIA_FIELD_TOTAL_SUBSCRIPTIONS",
     )
     ometria_field_subscription_status: str = Field(
-        "ordergroove_subscription_status",
+        defaults.FIELD_SUBSCRIPTION_STATUS,
         min_length=1,
         alias="OG_OMETRIA_FIELD_SUBSCRIPTION_STATUS",
     )
     ometria_field_next_order_date: str = Field(
-        "ordergroove_next_order_date", min_length=1, alias="OG_OMETRIA_FIELD_NEXT_ORDER_DATE"
+        defaults.FIELD_NEXT_ORDER_DATE, min_length=1, alias="OG_OMETRIA_FIELD_NEXT_ORDER_DATE"
     )
 
     @field_validator("ordergroove_api_url", "ometria_api_url")

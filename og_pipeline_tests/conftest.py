@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-# The hourly partitions start here (read when the code location's modules are imported); the
+# The hourly partitions start here (read when the definitions load, in defs()); the
 # sandbox merchants of the tests start on the same day.
 os.environ.setdefault("OG_SYNC_START_DATE", "2026-11-01")
 

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from og_pipeline.contacts.stats import active_contacts_in_ometria, recompute_dirty, summary
-from og_pipeline.resources import PostgresResource
+from og_pipeline.resources import OWNERS, PostgresResource
 
 MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
 
@@ -19,12 +19,16 @@ class StatsConfig(dg.Config):
         default=0.2,
         ge=0,
         le=1,
-        description="Largest share of contacts active in Ometria that may turn inactive in one run.",
+        description=(
+            "Largest share of contacts active in Ometria that may turn inactive in one run."
+        ),
     )
     mass_drop_min_contacts: int = Field(
         default=50,
         ge=0,
-        description="Below this many active contacts in Ometria, the mass-drop check does not apply.",
+        description=(
+            "Below this many active contacts in Ometria, the mass-drop check does not apply."
+        ),
     )
 
 
@@ -33,6 +37,7 @@ class StatsConfig(dg.Config):
     # Keys, not the asset objects: a folder imports none of its upstream siblings' assets.
     deps=["ordergroove_raw_records", "ordergroove_webhook_events"],
     kinds={"postgres"},
+    owners=OWNERS,
     check_specs=[
         dg.AssetCheckSpec(MASS_DROP_CHECK, asset="contact_subscription_stats", blocking=True)
     ],

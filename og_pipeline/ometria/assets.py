@@ -10,14 +10,15 @@ from og_pipeline.ometria.custom_events import Lookups, send_due_events
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.pools import OMETRIA_POOL
-from og_pipeline.resources import PostgresResource
+from og_pipeline.resources import OWNERS, PostgresResource
 
 
 @dg.asset(
     group_name="ometria",
     deps=["contact_subscription_stats"],
     pool=OMETRIA_POOL,
-    kinds={"postgres"},
+    kinds={"ometria", "postgres"},
+    owners=OWNERS,
     tags={"destination": "ometria"},
 )
 def ometria_contact_fields(
@@ -75,7 +76,8 @@ def ometria_contact_fields(
     group_name="ometria",
     deps=["ordergroove_webhook_events", ometria_contact_fields],
     pool=OMETRIA_POOL,
-    kinds={"postgres"},
+    kinds={"ometria", "postgres"},
+    owners=OWNERS,
     tags={"destination": "ometria"},
     check_specs=[
         dg.AssetCheckSpec("no_expired_or_failed_custom_events", asset="ometria_custom_events")

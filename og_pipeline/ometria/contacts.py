@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from og_pipeline import defaults
 from og_pipeline.ometria.client import OmetriaClient
 
 CONTACT_ID_PREFIX = "og-"
@@ -35,10 +36,10 @@ _RECORD_ID_IN_PATH = re.compile(r"\[(og-[^\]]+)\]")
 class FieldIds:
     """Ometria custom field IDs (created in Ometria first; IDs cannot be renamed there)."""
 
-    active_subscriptions: str = "ordergroove_active_subscriptions"
-    total_subscriptions: str = "ordergroove_total_subscriptions"
-    subscription_status: str = "ordergroove_subscription_status"
-    next_order_date: str = "ordergroove_next_order_date"
+    active_subscriptions: str = defaults.FIELD_ACTIVE_SUBSCRIPTIONS
+    total_subscriptions: str = defaults.FIELD_TOTAL_SUBSCRIPTIONS
+    subscription_status: str = defaults.FIELD_SUBSCRIPTION_STATUS
+    next_order_date: str = defaults.FIELD_NEXT_ORDER_DATE
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
+from og_pipeline import defaults
 from og_pipeline.ometria.client import OmetriaClient
 from og_pipeline.ometria.contacts import FieldIds
 
@@ -13,8 +14,8 @@ class OmetriaResource(dg.ConfigurableResource):
     """Ometria push API: key, base URL, client-side rate limit, custom field IDs."""
 
     api_key: str
-    api_url: str = "https://api.ometria.com"
-    requests_per_second: float = 8.0
+    api_url: str = defaults.OMETRIA_API_URL
+    requests_per_second: float = defaults.OMETRIA_REQUESTS_PER_SECOND
     max_retries: int = 8
     collection: str = "ordergroove"
     field_active_subscriptions: str = FieldIds.active_subscriptions
@@ -31,7 +32,9 @@ class OmetriaResource(dg.ConfigurableResource):
         default=0.01,
         ge=0,
         le=1,
-        description="Above this share of contacts refused by Ometria, rejected_contacts_share warns.",
+        description=(
+            "Above this share of contacts refused by Ometria, rejected_contacts_share warns."
+        ),
     )
 
     def client(self) -> OmetriaClient:

@@ -4,9 +4,12 @@ A run over one hour or over a whole backfill range executes the same code: it re
 ``partition_time_window`` and walks that window once per object type (BackfillPolicy.single_run),
 so a year of history is one run, not 8,760. One hourly asset holds all four object types: every
 hourly partition costs Dagster bookkeeping, so the partitioned assets are kept few.
+
+The partitions start on OG_SYNC_START_DATE, so the asset is built by ``build_raw_records`` when
+the definitions load (``defs()``), not when this module is imported.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 
@@ -17,36 +20,45 @@ from og_pipeline.ordergroove.rejected import counts as set_aside_counts
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.ordergroove.sync import sync_window
 from og_pipeline.pools import ORDERGROOVE_POOL
-from og_pipeline.resources import PostgresResource
-from og_pipeline.settings import load_settings, require_start_date
-
-SYNC_START = datetime.combine(require_start_date(load_settings()), time(0), tzinfo=UTC)
+from og_pipeline.resources import OWNERS, PostgresResource
 
 PROGRESS_EVERY = 50_000  # records written between progress lines in the run's log
+RAW_RECORDS = "ordergroove_raw_records"
 READABLE_CHECK = "records_readable"
 
-hourly_partitions = dg.HourlyPartitionsDefinition(
-    start_date=SYNC_START.strftime("%Y-%m-%d-%H:%M"), timezone="UTC"
-)
+
+def hourly_partitions(start: date) -> dg.HourlyPartitionsDefinition:
+    """An hour per partition (UTC) from midnight of ``start`` (OG_SYNC_START_DATE)."""
+    first = datetime.combine(start, time(0), tzinfo=UTC)
+    return dg.HourlyPartitionsDefinition(
+        start_date=first.strftime("%Y-%m-%d-%H:%M"), timezone="UTC"
+    )
 
 
-@dg.asset(
-    group_name="ordergroove",
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=ORDERGROOVE_POOL,
-    kinds={"postgres"},
-    tags={"source": "ordergroove"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            READABLE_CHECK,
-            asset="ordergroove_raw_records",
-            blocking=True,
-            description="Warns while any record is set aside as unreadable; blocks the push when "
-            "more than max_rejected_share of a window's records are (a changed API, not a bad record).",
-        )
-    ],
-)
+def build_raw_records(start: date) -> dg.AssetsDefinition:
+    """The ``ordergroove_raw_records`` asset, its partitions starting on ``start``."""
+    return dg.asset(
+        name=RAW_RECORDS,
+        group_name="ordergroove",
+        partitions_def=hourly_partitions(start),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=ORDERGROOVE_POOL,
+        kinds={"ordergroove", "postgres"},
+        owners=OWNERS,
+        tags={"source": "ordergroove"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                READABLE_CHECK,
+                asset=RAW_RECORDS,
+                blocking=True,
+                description="Warns while any record is set aside as unreadable; blocks the push "
+                "when more than max_rejected_share of a window's records are (a changed API, "
+                "not a bad record).",
+            )
+        ],
+    )(ordergroove_raw_records)
+
+
 def ordergroove_raw_records(
     context: dg.AssetExecutionContext,
     ordergroove: OrdergrooveResource,
@@ -154,7 +166,8 @@ def _readable_check(
 @dg.asset(
     group_name="ordergroove",
     pool=ORDERGROOVE_POOL,
-    kinds={"postgres"},
+    kinds={"ordergroove", "postgres"},
+    owners=OWNERS,
     tags={"source": "ordergroove"},
 )
 def ordergroove_products(

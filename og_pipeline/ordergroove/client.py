@@ -39,6 +39,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from og_pipeline import defaults
 from og_pipeline.http_common import (
     DEFAULT_MAX_RETRY_AFTER,
     APIError,
@@ -51,7 +52,7 @@ from og_pipeline.http_common import (
 log = logging.getLogger(__name__)
 
 API_KEY_VARIABLE = "ORDERGROOVE_API_KEY"
-DEFAULT_ZONE = "America/Chicago"
+DEFAULT_ZONE = defaults.ORDERGROOVE_TIMEZONE
 RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 MAX_PAGE_SIZE = 100
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"

@@ -15,7 +15,7 @@ from pydantic import Field
 from og_pipeline.ordergroove.load import CONFLICT_ATTEMPTS, CONFLICTS
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.reasons import safe_reason
-from og_pipeline.resources import PostgresResource
+from og_pipeline.resources import OWNERS, PostgresResource
 from og_pipeline.webhooks.apply import apply_event
 from og_pipeline.webhooks.batches import (
     StagedEvent,
@@ -103,7 +103,8 @@ class WebhookBatchConfig(dg.Config):
 
 @dg.asset(
     group_name="webhooks",
-    kinds={"postgres"},
+    kinds={"ordergroove", "postgres"},
+    owners=OWNERS,
     check_specs=[
         dg.AssetCheckSpec("no_failed_or_invalid_events", asset="ordergroove_webhook_events")
     ],
@@ -174,8 +175,11 @@ def ordergroove_webhook_events(
                 passed=problems == 0,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"failed": totals.get("failed", 0), "invalid": totals.get("invalid", 0)},
-                description="Failed and invalid events wait in og.webhook_events with their reason; "
-                "`og-pipeline webhooks replay` puts failed ones back once the cause is fixed.",
+                description=(
+                    "Failed and invalid events wait in og.webhook_events with their reason; "
+                    "`og-pipeline webhooks replay` puts failed ones back once the cause is "
+                    "fixed."
+                ),
             )
         ],
     )

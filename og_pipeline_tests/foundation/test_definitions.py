@@ -41,6 +41,11 @@ def test_definitions_load_with_assets_in_their_groups_and_automation_on() -> Non
         "ordergroove_webhook_events": "webhooks",
         "ometria_custom_events": "ometria",
     }
+    # Kinds (the icons in the UI) name the system each asset reads or writes, beside Postgres.
+    kinds = {key.to_user_string(): set(graph.get(key).kinds) for key in graph.get_all_asset_keys()}
+    assert kinds["ordergroove_raw_records"] == {"ordergroove", "postgres"}
+    assert kinds["ometria_contact_fields"] == {"ometria", "postgres"}
+    assert all(graph.get(key).owners for key in graph.get_all_asset_keys())
     schedule = definitions.resolve_schedule_def("ordergroove_sync_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "5 * * * *"
@@ -88,3 +93,25 @@ def test_every_run_config_field_shows_its_description_in_the_ui() -> None:
         fields = config.to_config_schema().as_field().config_type.fields
         missing = [name for name, field in fields.items() if not field.description]
         assert not missing, f"{config.__name__}: {missing} have no description in the UI"
+
+
+def test_the_partitions_start_on_the_start_date_read_when_the_definitions_load(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv("OG_SYNC_START_DATE", "2026-10-15")
+    graph = defs().resolve_asset_graph()
+    partitions = graph.get(dg.AssetKey("ordergroove_raw_records")).partitions_def
+    assert partitions is not None
+    assert partitions.get_first_partition_key() == "2026-10-15-00:00"
+
+
+def test_the_modules_import_without_any_setting() -> None:
+    """Settings are read where the definitions load (defs()), never when a module is imported."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OG_", "ORDERGROOVE_", "OMETRIA_"))
+    }
+    code = "import og_pipeline.definitions, og_pipeline.jobs, og_pipeline.ordergroove.assets"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,23 @@
+"""One place for each default of og-pipeline's settings (the README's "Configuration" table).
+
+Plain constants with no imports: the settings (environment variables), the Dagster resources and
+the API clients all take their defaults from here, so a default cannot differ between them.
+"""
+
+from __future__ import annotations
+
+ORDERGROOVE_API_URL = "https://restapi.ordergroove.com"
+OMETRIA_API_URL = "https://api.ometria.com"
+# The zone of Ordergroove's offset-less REST timestamps (OG_ORDERGROOVE_TIMEZONE).
+ORDERGROOVE_TIMEZONE = "America/Chicago"
+SYNC_OVERLAP_MINUTES = 5
+SYNC_MAX_REJECTED_SHARE = 0.01
+# Ometria's documented limit of push requests per second.
+OMETRIA_REQUESTS_PER_SECOND = 8.0
+WEBHOOK_RETENTION_DAYS = 30
+
+# The Ometria contact custom field IDs (OG_OMETRIA_FIELD_*).
+FIELD_ACTIVE_SUBSCRIPTIONS = "ordergroove_active_subscriptions"
+FIELD_TOTAL_SUBSCRIPTIONS = "ordergroove_total_subscriptions"
+FIELD_SUBSCRIPTION_STATUS = "ordergroove_subscription_status"
+FIELD_NEXT_ORDER_DATE = "ordergroove_next_order_date"
