@@ -14,6 +14,7 @@ import dagster as dg
 from og_pipeline import pool_wait
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.jobs import (
+    HEALTH_CHECKS,
     health_checks_job,
     health_checks_schedule,
     ordergroove_daily_products,
@@ -24,14 +25,12 @@ from og_pipeline.jobs import (
     webhook_events_sensor,
 )
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
-from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.assets import build_raw_records, ordergroove_products
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.resources import PostgresResource
 from og_pipeline.settings import load_settings, require_start_date
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
-from og_pipeline.webhooks.checks import staged_events_in_time_check
 from og_pipeline.webhooks.resources import WebhookStagingResource
 
 
@@ -49,7 +48,7 @@ def defs() -> dg.Definitions:
             ometria_contact_fields,
             ometria_custom_events,
         ],
-        asset_checks=[push_backlog_check, rejected_share_check, staged_events_in_time_check],
+        asset_checks=HEALTH_CHECKS,
         jobs=[
             health_checks_job,
             ordergroove_sync_job,

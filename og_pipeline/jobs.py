@@ -11,7 +11,8 @@ they live here, above every folder, and no folder imports one downstream of it:
                                    -> ometria_custom_events
     health_checks                  every 15 minutes: the checks that must speak even when the
                                    runs they watch fail (push backlog, refused contacts, webhook
-                                   events left unprocessed), and only those
+                                   events left unprocessed, freshness of the hour's records and
+                                   of the push), and only those
 
 The webhook sensor claims committed events into a batch (not a sequence cursor), which is what
 makes late commits safe: an event whose transaction commits after a tick is still pending and
@@ -27,8 +28,13 @@ import dagster as dg
 
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.ometria.assets import ometria_contact_fields, ometria_custom_events
-from og_pipeline.ometria.checks import push_backlog_check, rejected_share_check
+from og_pipeline.ometria.checks import (
+    contact_fields_freshness_checks,
+    push_backlog_check,
+    rejected_share_check,
+)
 from og_pipeline.ordergroove.assets import RAW_RECORDS, ordergroove_products
+from og_pipeline.ordergroove.checks import raw_records_freshness_checks
 from og_pipeline.pools import ensure_pools
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
@@ -121,14 +127,21 @@ def webhook_events_sensor(
     )
 
 
+HEALTH_CHECKS = [
+    push_backlog_check,
+    rejected_share_check,
+    staged_events_in_time_check,
+    *raw_records_freshness_checks,
+    *contact_fields_freshness_checks,
+]
+
 # Checks only, nothing materialized: a push failing run after run, or a sensor that stopped,
 # shows up here even though the runs that would evaluate these checks never get that far.
 health_checks_job = dg.define_asset_job(
     "health_checks",
-    selection=dg.AssetSelection.checks(
-        push_backlog_check, rejected_share_check, staged_events_in_time_check
-    ),
-    description="Push backlog, contacts Ometria refused, webhook events left unprocessed.",
+    selection=dg.AssetSelection.checks(*HEALTH_CHECKS),
+    description="Push backlog, contacts Ometria refused, webhook events left unprocessed, and "
+    "whether the hour's records and the push are fresh.",
     executor_def=dg.in_process_executor,
 )
 health_checks_schedule = dg.ScheduleDefinition(

@@ -1,6 +1,10 @@
 """Checks on what reached Ometria, run after each push and on demand from the UI ("Execute"):
-a push backlog (contacts changed long ago and still not accepted) and the share of contacts
-Ometria refused. Warnings: the push itself is guarded by the stats' blocking checks."""
+a push backlog (contacts changed long ago and still not accepted), the share of contacts
+Ometria refused, and the freshness of the push (no push for too long: the hourly job and the
+webhook runs both push). Warnings: the push itself is guarded by the stats' blocking checks."""
+
+import warnings
+from datetime import timedelta
 
 import dagster as dg
 
@@ -45,4 +49,18 @@ def rejected_share_check(
             "share": round(found.share, 6),
             "max_share": ometria.max_rejected_share,
         },
+    )
+
+
+# The push runs after every hourly sync and every webhook batch, so two hours without one means
+# neither happens (a stopped schedule and sensor, or runs failing before the push).
+CONTACT_FIELDS_MAX_AGE = timedelta(hours=2)
+
+# Checks rather than a FreshnessPolicy: see og_pipeline/ordergroove/checks.py.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.SupersessionWarning)
+    contact_fields_freshness_checks = dg.build_last_update_freshness_checks(
+        assets=["ometria_contact_fields"],
+        lower_bound_delta=CONTACT_FIELDS_MAX_AGE,
+        severity=dg.AssetCheckSeverity.WARN,
     )

@@ -1,7 +1,10 @@
 """The checks that watch what can really go wrong after the stats, each seen failing and passing:
-a push backlog, the share of contacts Ometria refused, webhook events left unprocessed."""
+a push backlog, the share of contacts Ometria refused, webhook events left unprocessed, and the
+freshness of the hour's records and of the push."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -16,8 +19,10 @@ def test_push_backlog_warns_of_contacts_changed_long_ago_and_still_not_accepted(
     # A contact whose fields changed three hours ago and that no push has taken since (as when the
     # push failed run after run).
     pipeline.query_commit(
-        "UPDATE og.contact_stats SET fields_hash = 'changed', computed_at = now() - interval '3 hours' "
-        "WHERE customer_id = (SELECT min(customer_id) FROM og.contact_stats WHERE email IS NOT NULL)"
+        "UPDATE og.contact_stats "
+        "SET fields_hash = 'changed', computed_at = now() - interval '3 hours' "
+        "WHERE customer_id = "
+        "(SELECT min(customer_id) FROM og.contact_stats WHERE email IS NOT NULL)"
     )
     checks = check_evaluations(pipeline.run_job("health_checks"))
     assert not checks["push_backlog"].passed
@@ -50,3 +55,36 @@ def test_staged_events_left_unprocessed_warn(pipeline: Pipeline) -> None:
     )
     stale = check_evaluations(pipeline.run_job("health_checks"))["staged_events_processed_in_time"]
     assert not stale.passed and stale.metadata["events_waiting"].value == 1
+
+
+def _freshness(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Each freshness check's verdict in the run, by the asset it watches."""
+    return {
+        e.event_specific_data.asset_key.to_user_string(): e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "freshness_check"
+    }
+
+
+def test_freshness_warns_until_the_last_closed_hour_is_synced_and_pushed(
+    pipeline: Pipeline,
+) -> None:
+    """Nothing synced: both stale. The last hours synced (as the schedule does): both fresh."""
+    # The tests share one Dagster database: forget what earlier tests materialized.
+    pipeline.instance.wipe_assets(
+        [dg.AssetKey("ordergroove_raw_records"), dg.AssetKey("ometria_contact_fields")]
+    )
+    assert _freshness(pipeline.run_job("health_checks")) == {
+        "ordergroove_raw_records": False,
+        "ometria_contact_fields": False,
+    }
+    # The three hours before the current one: whatever minute it is, they hold the hour the check
+    # expects (the one that closed before the last minute 30).
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert pipeline.sync(hour - timedelta(hours=3), hour).success
+
+    assert _freshness(pipeline.run_job("health_checks")) == {
+        "ordergroove_raw_records": True,
+        "ometria_contact_fields": True,
+    }
