@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,9 +34,14 @@ from og_pipeline.runtime import (
 )
 from og_pipeline.settings import Settings
 
+if TYPE_CHECKING:
+    # Dagster is imported where it is used: `og-pipeline --help` and the sandbox need none of it.
+    import dagster as dg
+    from dagster._utils.error import SerializableErrorInfo
+
 
 @contextmanager
-def dagster_instance(settings: Settings) -> Iterator[Any]:
+def dagster_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     """The project's Dagster instance, with og-pipeline's databases resolved (and the embedded
     server started if needed, or reused when `dev` runs it)."""
     root = project_root()
@@ -49,7 +54,7 @@ def dagster_instance(settings: Settings) -> Iterator[Any]:
 
 
 @contextmanager
-def instance_on(root: Path, state: Path, databases: Databases) -> Iterator[Any]:
+def instance_on(root: Path, state: Path, databases: Databases) -> Iterator[dg.DagsterInstance]:
     """The Dagster instance on ``databases``, its API pools created (see og_pipeline.pools)."""
     os.environ.update(dagster_environment(root, state, databases))
     import dagster as dg
@@ -72,13 +77,13 @@ class RunInterrupted(click.ClickException):
 
 
 def run_job(
-    instance: Any,
+    instance: dg.DagsterInstance,
     job_name: str,
     label: str,
     *,
     tags: dict[str, str] | None = None,
     run_config: dict[str, Any] | None = None,
-) -> Any:
+) -> dg.ExecuteInProcessResult:
     from dagster._core.utils import make_new_run_id
 
     from og_pipeline.definitions import defs
@@ -121,39 +126,45 @@ def run_job(
     return result
 
 
-def _interrupted(result: Any) -> bool:
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     """Whether a step was stopped by SIGINT or SIGTERM (Dagster's error source INTERRUPT)."""
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            source = getattr(event.event_specific_data, "error_source", None)
-            if getattr(source, "value", source) == "INTERRUPT":
-                return True
+    for event in result.get_step_failure_events():
+        source = event.step_failure_data.error_source
+        if getattr(source, "value", source) == "INTERRUPT":
+            return True
     return False
 
 
-def materializations(result: Any) -> dict[str, dict[str, Any]]:
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     """Each asset's metadata, from its last materialization in the run."""
     found: dict[str, dict[str, Any]] = {}
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            found[materialization.asset_key.to_user_string()] = {
-                k: v.value for k, v in materialization.metadata.items()
-            }
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        found[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items()
+        }
     return found
 
 
-def failure_reason(result: Any) -> str:
-    for event in result.all_events:
-        if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                while getattr(error, "cause", None) is not None:
-                    error = error.cause
-                return f"{event.step_key or 'run'}: {error.message.strip()}"
-            if event.message:
-                return event.message
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """The root cause of the first step failure, else of the run's failure."""
+    for event in result.get_step_failure_events():
+        if event.step_failure_data.error is not None:
+            return f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+    if not result.success:
+        failure = result.get_run_failure_event()
+        data = failure.job_failure_data
+        if data is not None and data.error is not None:
+            return f"run: {_root_cause(data.error)}"
+        if failure.message:
+            return failure.message
     return "the run failed (see its logs in the Dagster UI)"
+
+
+def _root_cause(error: SerializableErrorInfo) -> str:
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def echo_summary(title: str, values: dict[str, Any]) -> None:

@@ -106,21 +106,16 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
 
 def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     """Each asset check's last evaluation in the run, by check name."""
-    return {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     messages = []
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error = event.event_specific_data.error
-            while error is not None:
-                messages.append(error.message)
-                error = error.cause
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
     return "\n".join(messages)
 
 

@@ -60,10 +60,9 @@ def test_staged_events_left_unprocessed_warn(pipeline: Pipeline) -> None:
 def _freshness(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     """Each freshness check's verdict in the run, by the asset it watches."""
     return {
-        e.event_specific_data.asset_key.to_user_string(): e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "freshness_check"
+        e.asset_key.to_user_string(): e.passed
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "freshness_check"
     }
 
 

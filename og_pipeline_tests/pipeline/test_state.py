@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from og_pipeline.db.connection import connect
 from og_pipeline.ordergroove.load import store
 from og_pipeline.ordergroove.records import ParseContext
-from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields, metadata
+from og_pipeline_tests.pipeline.conftest import (
+    NOW,
+    START,
+    Pipeline,
+    check_evaluations,
+    expected_fields,
+    metadata,
+)
 from og_pipeline_tests.stamps import utc_of
 
 
@@ -113,12 +120,8 @@ def test_a_mass_drop_in_active_contacts_blocks_the_push_until_allowed(pipeline: 
 
     blocked = pipeline.sync(NOW - timedelta(hours=1), NOW)
     assert not blocked.success
-    checks = {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in blocked.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-    assert checks["no_mass_drop_in_active_contacts"] is False
+    checks = check_evaluations(blocked)
+    assert checks["no_mass_drop_in_active_contacts"].passed is False
     assert pipeline.ometria_contacts() == before, (
         "nothing may be pushed past a failed blocking check"
     )

@@ -48,9 +48,8 @@ def test_backfill_with_faults_on_both_apis_converges_and_a_rerun_pushes_nothing(
     # No e-mail address in any metadata the UI shows (previews included).
     shown = [
         str(v)
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-        for v in e.event_specific_data.materialization.metadata.values()
+        for e in result.get_asset_materialization_events()
+        for v in e.step_materialization_data.materialization.metadata.values()
     ]
     assert shown and not any("@" in text for text in shown)
 
@@ -89,13 +88,7 @@ def test_a_two_day_window_through_8_percent_faults_and_slow_pages_lands_every_co
 def test_a_backfill_is_one_run_that_materializes_every_hour(pipeline: Pipeline) -> None:
     result = pipeline.sync(START, START + timedelta(days=1))
     assert result.success
-    hours = {
-        e.event_specific_data.materialization.partition
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-        and e.event_specific_data.materialization.asset_key.to_user_string()
-        == "ordergroove_raw_records"
-    }
+    hours = {m.partition for m in result.asset_materializations_for_node("ordergroove_raw_records")}
     assert len(hours) == 24
     # One walk per object type for the whole range, not one per hour.
     raw = metadata(result, "ordergroove_raw_records")
