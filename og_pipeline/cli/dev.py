@@ -1,17 +1,17 @@
 """``og-pipeline dev``: the whole system on one machine.
 
-    embedded Postgres (unless OG_DATABASE_URL)  ->  migrations
-    webhook receiver (og-pipeline webhooks serve)
-    sandbox APIs (for each API without a real key), streaming signed webhooks to the receiver
-    dagster dev: webserver + daemon (schedules and sensors on by default)
-    first start only: the start-date backfill, as one run
+    embedded Postgres (unless OG_DATABASE_URL)  ->  migrations      open_databases
+    the children's environment, sandbox URLs for APIs without keys      _plan
+    webhook receiver (og-pipeline webhooks serve)                       _start_receiver
+    sandbox APIs, streaming signed webhooks to the receiver             _start_sandbox
+    dagster dev: webserver + daemon (schedules and sensors on)          _start_dagster
+    first start only: the start-date backfill, as one run; then wait    _supervise
 
 Ctrl-C stops every process started here; the data stays in .og/ for the next start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -20,16 +20,22 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import click
-import requests
 
+from og_pipeline.cli.processes import spawn, stop, wait_until_up
 from og_pipeline.cli.runs import instance_on
-from og_pipeline.runtime import dagster_environment, open_databases, project_root, state_dir
-from og_pipeline.settings import load_settings, require_start_date
+from og_pipeline.runtime import (
+    Databases,
+    dagster_environment,
+    open_databases,
+    project_root,
+    state_dir,
+)
+from og_pipeline.settings import Settings, load_settings, require_start_date
 
 # The sandbox's fixed keys: they only open the local stand-ins.
 SANDBOX_ORDERGROOVE_KEY = "sandbox-og-key"
@@ -64,56 +70,6 @@ def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | i
     return spec
 
 
-def _wait_until_up(url: str, what: str, processes: list[subprocess.Popen], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in processes:
-            if proc.poll() is not None:
-                raise click.ClickException(
-                    f"{what} did not start: a process exited with {proc.returncode}"
-                )
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise click.ClickException(f"{what} did not answer at {url} within {timeout:.0f} s")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
-    """Interrupt each child's process group (Dagster's webserver, daemon and code servers
-    included), wait, and kill whatever of a group is still running after the grace period."""
-    for proc in processes:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-    deadline = time.monotonic() + grace
-    for proc in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        # A grandchild (a code server, a run worker) may outlive its parent: wait for the group.
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _spawn(args: list[str], env: Mapping[str, str], cwd: Path, **popen: Any) -> subprocess.Popen:
-    # Each child leads its own process group: a terminal's Ctrl-C reaches only us, and we stop
-    # the children in order (see _stop) instead of racing them.
-    return subprocess.Popen(args, env=dict(env), cwd=cwd, process_group=0, **popen)
-
-
 def _start_first_backfill(
     state: Path, env: Mapping[str, str], root: Path
 ) -> subprocess.Popen | None:
@@ -129,7 +85,7 @@ def _start_first_backfill(
         f"first start: backfilling from {start} to {end:%Y-%m-%dT%H:%M} UTC (one run; see the UI; "
         f"output also in {state / BACKFILL_LOG})"
     )
-    proc = _spawn(
+    proc = spawn(
         [
             sys.executable,
             "-m",
@@ -230,8 +186,6 @@ def dev(
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        env = dict(os.environ)
-        env.update(dagster_environment(root, state, databases))
         click.echo(
             "Postgres: "
             + (
@@ -240,137 +194,145 @@ def dev(
                 else "OG_DATABASE_URL"
             )
         )
-
-        fake_og = settings.ordergroove_api_key is None
-        fake_ometria = settings.ometria_api_key is None
-        if not fake_og:
-            require_start_date(settings)
-        sandbox = f"http://{host}:{sandbox_port}"
-        spec = (
-            _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
-            if fake_og or fake_ometria
-            else {}
-        )
-        if fake_og:
-            env.update(
-                ORDERGROOVE_API_URL=sandbox + "/ordergroove",
-                ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
-                ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY,
-                OG_SYNC_START_DATE=str(spec["start_date"]),
+        plan = _plan(settings, root, state, databases, f"http://{host}:{sandbox_port}")
+        receiver = _start_receiver(plan, host, webhook_port, processes)
+        if plan.fake_ordergroove or plan.fake_ometria:
+            _start_sandbox(
+                plan, host, sandbox_port, receiver, webhook_rate, bad_record_rate, processes
             )
-        if fake_ometria:
-            env.update(OMETRIA_API_URL=sandbox + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
-        # Validate what the children will see, so a bad value fails here with its name.
-        child_settings = load_settings(env)
-
-        receiver = f"http://{host}:{webhook_port}/webhooks/ordergroove"
-        if child_settings.webhook_keys:
-            processes.append(
-                _spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "og_pipeline",
-                        "webhooks",
-                        "serve",
-                        "--host",
-                        host,
-                        "--port",
-                        str(webhook_port),
-                    ],
-                    env,
-                    root,
-                )
-            )
-            _wait_until_up(
-                f"http://{host}:{webhook_port}/healthz", "the webhook receiver", processes, 60
-            )
-            click.echo(f"Webhook receiver: {receiver}")
-        else:
-            receiver = ""
-            click.echo("Webhook receiver not started: ORDERGROOVE_WEBHOOK_KEY is not set", err=True)
-
-        if fake_og or fake_ometria:
-            stream = (
-                ["--webhook-url", receiver, "--webhook-rate", str(webhook_rate)]
-                if fake_og and receiver and webhook_rate > 0
-                else []
-            )
-            processes.append(
-                _spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "og_pipeline",
-                        "sandbox",
-                        "--host",
-                        host,
-                        "--port",
-                        str(sandbox_port),
-                        "--seed",
-                        str(spec["seed"]),
-                        "--subscriptions",
-                        str(spec["subscriptions"]),
-                        "--start-date",
-                        str(spec["start_date"]),
-                        "--now",
-                        str(spec["now"]),
-                        "--bad-record-rate",
-                        str(bad_record_rate),
-                        *stream,
-                    ],
-                    env,
-                    root,
-                )
-            )
-            _wait_until_up(sandbox + "/_sandbox/health", "the sandbox", processes, 120)
-            click.echo(
-                f"Sandbox APIs: {sandbox} (Ordergroove: {'sandbox' if fake_og else 'real'}, "
-                f"Ometria: {'sandbox' if fake_ometria else 'real'})"
-                + (
-                    f"; sending {webhook_rate:g} signed webhooks/s to the receiver"
-                    if stream
-                    else ""
-                )
-            )
-
-        # Dagster's tables and the API pools exist before the daemon can start a run: two runs
-        # making a pool's first claim at once fail one of them (see og_pipeline.pools).
-        with instance_on(root, state, databases):
-            pass
-        processes.append(
-            _spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster",
-                    "dev",
-                    "-w",
-                    str(root / "workspace.yaml"),
-                    "-h",
-                    host,
-                    "-p",
-                    str(port),
-                ],
-                env,
-                root,
-            )
-        )
-        _wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
-        click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
-        backfill = _start_first_backfill(state, env, root)
-        if backfill is not None:
-            processes.append(backfill)
-        while all(proc.poll() is None for proc in processes if proc is not backfill):
-            if backfill is not None and backfill.poll() is not None:
-                _finish_first_backfill(state, backfill)
-                processes.remove(backfill)
-                backfill = None
-            time.sleep(1)
-        raise click.ClickException("a process of og-pipeline dev exited; stopping the others")
+        _start_dagster(plan, databases, host, port, processes)
+        _supervise(plan, processes)
     except KeyboardInterrupt:
         click.echo("stopping...")
     finally:
-        _stop(processes)
+        stop(processes)
         databases.close()
         click.echo("stopped; data kept in " + str(state))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What `dev` runs: the children's environment and which APIs are the sandbox's."""
+
+    root: Path
+    state: Path
+    env: dict[str, str]
+    fake_ordergroove: bool
+    fake_ometria: bool
+    sandbox_url: str
+    spec: dict[str, str | int]
+    webhook_keys: bool
+
+
+def _plan(
+    settings: Settings, root: Path, state: Path, databases: Databases, sandbox_url: str
+) -> _Plan:
+    """The children's environment: the databases, and the sandbox for each API without a key."""
+    env = dict(os.environ)
+    env.update(dagster_environment(root, state, databases))
+    fake_og = settings.ordergroove_api_key is None
+    fake_ometria = settings.ometria_api_key is None
+    if not fake_og:
+        require_start_date(settings)
+    spec = (
+        _dev_sandbox_spec(state, settings.sync_start_date if fake_og else None)
+        if fake_og or fake_ometria
+        else {}
+    )
+    if fake_og:
+        env.update(
+            ORDERGROOVE_API_URL=sandbox_url + "/ordergroove",
+            ORDERGROOVE_API_KEY=SANDBOX_ORDERGROOVE_KEY,
+            ORDERGROOVE_WEBHOOK_KEY=SANDBOX_WEBHOOK_KEY,
+            OG_SYNC_START_DATE=str(spec["start_date"]),
+        )
+    if fake_ometria:
+        env.update(OMETRIA_API_URL=sandbox_url + "/ometria", OMETRIA_API_KEY=SANDBOX_OMETRIA_KEY)
+    # Validate what the children will see, so a bad value fails here with its name.
+    child_settings = load_settings(env)
+    return _Plan(
+        root,
+        state,
+        env,
+        fake_og,
+        fake_ometria,
+        sandbox_url,
+        spec,
+        bool(child_settings.webhook_keys),
+    )
+
+
+def _start_receiver(
+    plan: _Plan, host: str, webhook_port: int, processes: list[subprocess.Popen]
+) -> str:
+    """The webhook receiver, when a webhook key is set; returns its URL ("" when not started)."""
+    if not plan.webhook_keys:
+        click.echo("Webhook receiver not started: ORDERGROOVE_WEBHOOK_KEY is not set", err=True)
+        return ""
+    command = ["webhooks", "serve", "--host", host, "--port", str(webhook_port)]
+    processes.append(spawn([sys.executable, "-m", "og_pipeline", *command], plan.env, plan.root))
+    wait_until_up(f"http://{host}:{webhook_port}/healthz", "the webhook receiver", processes, 60)
+    receiver = f"http://{host}:{webhook_port}/webhooks/ordergroove"
+    click.echo(f"Webhook receiver: {receiver}")
+    return receiver
+
+
+def _start_sandbox(
+    plan: _Plan,
+    host: str,
+    sandbox_port: int,
+    receiver: str,
+    webhook_rate: float,
+    bad_record_rate: float,
+    processes: list[subprocess.Popen],
+) -> None:
+    """The sandbox APIs, streaming signed webhooks to the receiver with the sandbox Ordergroove."""
+    stream = (
+        ["--webhook-url", receiver, "--webhook-rate", str(webhook_rate)]
+        if plan.fake_ordergroove and receiver and webhook_rate > 0
+        else []
+    )
+    spec = plan.spec
+    command = [
+        *("sandbox", "--host", host, "--port", str(sandbox_port)),
+        *("--seed", str(spec["seed"]), "--subscriptions", str(spec["subscriptions"])),
+        *("--start-date", str(spec["start_date"]), "--now", str(spec["now"])),
+        *("--bad-record-rate", str(bad_record_rate), *stream),
+    ]
+    processes.append(spawn([sys.executable, "-m", "og_pipeline", *command], plan.env, plan.root))
+    wait_until_up(plan.sandbox_url + "/_sandbox/health", "the sandbox", processes, 120)
+    kinds = (
+        f"Ordergroove: {'sandbox' if plan.fake_ordergroove else 'real'}, "
+        f"Ometria: {'sandbox' if plan.fake_ometria else 'real'}"
+    )
+    sending = f"; sending {webhook_rate:g} signed webhooks/s to the receiver" if stream else ""
+    click.echo(f"Sandbox APIs: {plan.sandbox_url} ({kinds}){sending}")
+
+
+def _start_dagster(
+    plan: _Plan, databases: Databases, host: str, port: int, processes: list[subprocess.Popen]
+) -> None:
+    """`dagster dev` (webserver and daemon) on the project's workspace."""
+    # Dagster's tables and the API pools exist before the daemon can start a run: two runs
+    # making a pool's first claim at once fail one of them (see og_pipeline.pools).
+    with instance_on(plan.root, plan.state, databases):
+        pass
+    workspace = str(plan.root / "workspace.yaml")
+    command = ["dagster", "dev", "-w", workspace, "-h", host, "-p", str(port)]
+    processes.append(spawn([sys.executable, "-m", *command], plan.env, plan.root))
+    wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
+    click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
+
+
+def _supervise(plan: _Plan, processes: list[subprocess.Popen]) -> None:
+    """The first start's backfill, then wait: any child that exits stops them all."""
+    backfill = _start_first_backfill(plan.state, plan.env, plan.root)
+    if backfill is not None:
+        processes.append(backfill)
+    while all(proc.poll() is None for proc in processes if proc is not backfill):
+        if backfill is not None and backfill.poll() is not None:
+            _finish_first_backfill(plan.state, backfill)
+            processes.remove(backfill)
+            backfill = None
+        time.sleep(1)
+    raise click.ClickException("a process of og-pipeline dev exited; stopping the others")
