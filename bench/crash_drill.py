@@ -89,7 +89,8 @@ def drill_one(
     contacts = len(sandbox.ometria.contacts)
     verdict = "converged" if not problems else f"NOT converged ({len(problems)}: {problems[0]})"
     print(
-        f"{point:17} {info}\n{'':17} rerun {seconds:.1f} s: {verdict}, {contacts} contacts in Ometria"
+        f"{point:17} {info}\n{'':17} rerun {seconds:.1f} s: {verdict}, "
+        f"{contacts} contacts in Ometria"
     )
     return not problems
 

@@ -8,8 +8,9 @@ For each size (the smaller ``--also`` first, then ``--subscriptions``), in one i
    window ([start - 5 min, end - 1 s], as ``sync_window`` computes it), in this process, no DB;
    walked again after the sync, and the mean of the two used, as the machine's speed drifts;
 4. ``og-pipeline sync --start D --end D+14d`` as a subprocess: wall time, peak memory (PSS of
-   it and its children, psutil, every 0.1 s), and each step's time from the run's STEP_START/STEP_SUCCESS events, read from
-   the Dagster event log in Postgres (log-line timestamps would depend on the console format);
+   it and its children, psutil, every 0.1 s), and each step's time from the run's
+   STEP_START/STEP_SUCCESS events, read from the Dagster event log in Postgres (log-line
+   timestamps would depend on the console format);
 5. the push rate, from the sandbox's ``/_sandbox/ometria/requests`` log.
 
 Then the latency curve: the same at one size (``--curve``, default 50,000) with every sandbox
@@ -154,7 +155,7 @@ def floor_walk(api_url: str) -> tuple[float, int]:
 
 
 def run_sync(env: dict[str, str], work: Path) -> tuple[float, int, float, str]:
-    """Runs the command: wall seconds, peak memory (PSS bytes, with children), CPU seconds, stdout."""
+    """Runs the command: wall seconds, peak PSS bytes (with its children), CPU seconds, stdout."""
     start, end = window()
     cmd = [
         sys.executable,
@@ -356,7 +357,8 @@ def table(results: list[Result]) -> str:
         row(
             "push requests (200 / 429)",
             lambda r: (
-                f"{r.push.get('requests', 0):,.0f} ({r.push.get('ok', 0):,.0f} / {r.push.get('throttled', 0):,.0f})"
+                f"{r.push.get('requests', 0):,.0f} ({r.push.get('ok', 0):,.0f} / "
+                f"{r.push.get('throttled', 0):,.0f})"
             ),
         ),
         row(
@@ -377,13 +379,18 @@ def curve_table(results: list[Result]) -> str:
         return r.steps.get(STEPS[0], float("nan"))
 
     lines = [
-        "| sandbox delay per answer | floor | raw step | **raw step / floor** | sync total − push step, / floor | peak memory (PSS) |",
+        (
+            "| sandbox delay per answer | floor | raw step | **raw step / floor** "
+            "| sync total − push step, / floor | peak memory (PSS) |"
+        ),
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r.latency * 1000:g} ms | {r.floor_s:.1f} s | {raw(r):.1f} s | **{raw(r) / r.floor_s:.2f}x** | "
-            f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x | {r.peak_memory / 2**20:,.0f} MiB |"
+            f"| {r.latency * 1000:g} ms | {r.floor_s:.1f} s | {raw(r):.1f} s | "
+            f"**{raw(r) / r.floor_s:.2f}x** | "
+            f"{(r.wall_s - r.steps.get(STEPS[2], 0)) / r.floor_s:.2f}x | "
+            f"{r.peak_memory / 2**20:,.0f} MiB |"
         )
     return "\n".join(lines)
 
@@ -457,8 +464,9 @@ def main() -> None:
     )
     if curve:
         section += (
-            f"\nThe same at {args.curve:,} subscriptions with every sandbox answer delayed, as a remote "
-            f"API's round trip would (same run, same machine):\n\n{curve_table(curve)}\n"
+            f"\nThe same at {args.curve:,} subscriptions with every sandbox answer delayed, "
+            f"as a remote API's round trip would (same run, same machine):\n\n"
+            f"{curve_table(curve)}\n"
         )
     print("\n" + section)
     if not args.no_readme:

@@ -140,8 +140,9 @@ def release_dead_runs(instance: Any) -> list[str]:
                 instance.report_run_failed(
                     current,
                     (
-                        f"The process running this run ({where}) is gone: killed or crashed without "
-                        "ending the run. Marked failed by og-pipeline, and its pool slots freed."
+                        f"The process running this run ({where}) is gone: killed or crashed "
+                        "without ending the run. Marked failed by og-pipeline, and its pool slots "
+                        "freed."
                     ),
                 )
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -6,8 +6,9 @@ another. With ``OG_DATABASE_URL`` set, its server is used, nothing is started, a
 database is ``<its database>_dagster``: one per deployment, so deployments sharing a server never
 share runs or pool slots. With it unset, the server is the embedded one, with its data in
 ``<project>/.og/postgres`` and the databases ``og_pipeline`` and ``og_dagster`` (that server
-belongs to one checkout, and the names are the ones earlier versions created there). Every child process (Dagster webserver, daemon, run workers, the
-sandbox, the webhook receiver) gets the resolved URLs in its environment.
+belongs to one checkout, and the names are the ones earlier versions created there). Every child
+process (Dagster webserver, daemon, run workers, the sandbox, the webhook receiver) gets the
+resolved URLs in its environment.
 """
 
 from __future__ import annotations

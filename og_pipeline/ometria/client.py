@@ -3,13 +3,18 @@
 Flow of a push::
 
     client = OmetriaClient(url, key)
-    results = client.push_all(contact_records, "contact")   # batches of <= 100, one @type
-    later: client.errors()                                  # async validation errors
+    # The caller pages its records, client.max_batch (<= 100) at a time, one @type a page:
+    results = client.push_batch(page)   # contacts (contacts.py): {record id: PushResult}
+    result = client.push(page)          # custom events (custom_events.py): one PushResult
+    later: client.errors()              # async validation errors
     metadata = client.stats.as_dict()
 
-- ``push`` POSTs one batch (a JSON array of at most 100 records of one ``@type``) to
-  ``/v2/push`` and returns ``PushResult(request_id, accepted, rejected)``; ``push_all`` splits
-  any iterable into such batches, streaming.
+- ``push`` POSTs one batch (a JSON array of at most ``max_batch`` records of one ``@type``) to
+  ``/v2/push`` and returns ``PushResult(request_id, accepted, rejected)``; a batch too big, of
+  mixed ``@type``, or with a record without an id or over 60 KiB is refused before it is sent.
+  ``push_batch`` pushes one batch the same way and answers per record id: when Ometria rejects
+  any, the batch's records are pushed again one at a time to learn which. Nothing here splits
+  records into batches: callers read them from the database a batch at a time.
 - Every HTTP attempt, first tries and retries alike, first takes a slot from one
   ``RateLimiter`` shared by the client's threads, so the account's limit (8 requests/s by
   default) holds and 429s stay the exception.
@@ -31,7 +36,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -130,7 +135,6 @@ class RateLimiter:
         self._sleep = sleep
         self._starts: deque[float] = deque(maxlen=self.capacity)
         self._lock = threading.Lock()
-        self.acquired = 0  # slots handed out: equals the client's requests when none bypass it
 
     def acquire(self) -> float:
         """Block until a request may start; returns the seconds waited."""
@@ -140,7 +144,6 @@ class RateLimiter:
             if len(self._starts) == self.capacity:
                 slot = max(now, self._starts[0] + self.window)
             self._starts.append(slot)  # evicts the oldest: it is now outside the window
-            self.acquired += 1
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
@@ -238,21 +241,6 @@ class OmetriaClient(SessionClient):
         if not result.rejected:
             return {str(record["id"]): result for record in records}
         return {str(record["id"]): self.push([record]) for record in records}
-
-    def push_all(self, records: Iterable[dict[str, Any]], type: str) -> list[PushResult]:
-        """Push any number of ``type`` records in batches of at most ``max_batch``.
-
-        Streams: a batch is sent as soon as it is full, so a generator is never materialised.
-        Each batch is checked before it is sent; a bad record stops the run at its batch
-        (earlier batches stay pushed, which is harmless: pushes are upserts by id).
-        """
-        results = []
-        for batch in _batches(records, self.max_batch):
-            wrong = {str(r.get("@type")) for r in batch if r.get("@type") != type}
-            if wrong:
-                raise ValueError(f"push_all({type!r}) got records of @type {sorted(wrong)}")
-            results.append(self.push(batch))
-        return results
 
     def errors(self) -> list[dict[str, Any]]:
         """The latest asynchronous validation errors (``GET /v2/push/_errors``)."""
@@ -354,17 +342,6 @@ class OmetriaClient(SessionClient):
         self.stats.add(retries=1)
         log.warning("ometria %s %s: %s, retry %d", method, path, cause, len(retry.history))
         return retry
-
-
-def _batches(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _json_default(value: object) -> object:

@@ -235,21 +235,23 @@ LIMIT %(limit)s
 """
 
 _SENDING = """
-INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, customer_id, properties, outcome)
+INSERT INTO og.ometria_events
+    (event_id, webhook_event_id, event_type, customer_id, properties, outcome)
 VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, %(customer_id)s, %(properties)s, 'sending')
 ON CONFLICT (event_id) DO NOTHING
 """
 
 _OUTCOME = """
-UPDATE og.ometria_events SET outcome = %(outcome)s, request_id = %(request_id)s, last_error = %(error)s,
-    sent_at = now()
+UPDATE og.ometria_events SET outcome = %(outcome)s, request_id = %(request_id)s,
+    last_error = %(error)s, sent_at = now()
 WHERE event_id = %(id)s AND outcome = 'sending'
 """
 
 # Rows a dead sender left 'sending' (the lock is ours, so no live sender owns them).
 _ORPHANED = """
 UPDATE og.ometria_events SET outcome = 'unconfirmed',
-    last_error = 'the sender stopped between the push and its record: Ometria may have it; not sent again'
+    last_error = 'the sender stopped between the push and its record: '
+        || 'Ometria may have it; not sent again'
 WHERE outcome = 'sending'
 """
 
@@ -257,13 +259,15 @@ WHERE outcome = 'sending'
 _SENDER_LOCK = 0x06_0E_C5_E7
 
 _NOT_SENT = """
-INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome, last_error)
+INSERT INTO og.ometria_events
+    (event_id, webhook_event_id, event_type, properties, outcome, last_error)
 VALUES (%(id)s, %(webhook_event_id)s, %(event_type)s, '{}', %(outcome)s, %(error)s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
 _EXPIRE = f"""
-INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome, last_error)
+INSERT INTO og.ometria_events
+    (event_id, webhook_event_id, event_type, properties, outcome, last_error)
 SELECT 'og-' || e.event_id, e.event_id,
        CASE WHEN e.event_type = 'order.reminder' THEN %(reminder)s ELSE %(subscription)s END,
        '{{}}', 'expired', 'not sent within {SEND_WINDOW} of processing'
@@ -276,8 +280,11 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 _AUDIT = """
-INSERT INTO og.ometria_push_audit (record_type, record_id, customer_id, fields, request_id, outcome, run_id)
-VALUES ('custom_event', %(id)s, %(customer_id)s, %(properties)s, %(request_id)s, %(outcome)s, %(run_id)s)
+INSERT INTO og.ometria_push_audit
+    (record_type, record_id, customer_id, fields, request_id, outcome, run_id)
+VALUES
+    ('custom_event', %(id)s, %(customer_id)s, %(properties)s, %(request_id)s, %(outcome)s,
+     %(run_id)s)
 """
 
 

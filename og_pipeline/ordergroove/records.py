@@ -1,7 +1,7 @@
 r"""Reading Ordergroove records: each one becomes the row we store, or is set aside with a reason.
 
-    REST page or webhook object --parse(resource, record, context)--> Row       -> load.upsert
-                                                                  \-> Rejected  -> og.rejected_records
+    REST or webhook record --parse(resource, record, context)--> Row       -> load.upsert
+                                                             \-> Rejected  -> og.rejected_records
 
 One pydantic model per record type holds the documented shape and its type variants
 (../shared/docs/ordergroove-api.md, "Record shapes"): ids as strings or integers, ``live`` as a

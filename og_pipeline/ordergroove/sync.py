@@ -2,7 +2,7 @@
 
     for resource in customers, subscriptions, orders, items:      # sequential: one cursor at a time
         this process:   client.iter_updated(resource, start, end) -> ~1,000 records -> bounded queue
-        writer process: parse, upsert, set aside, commit              # one batch at a time, in order
+        writer process: parse, upsert, set aside, commit          # one batch at a time, in order
 
 The walk never waits for the writing of earlier pages, and the writing does not compete with it
 for the interpreter (see ``writer``). Batches are written in the order walked, so orders are

@@ -178,7 +178,8 @@ class BatchWriter:
             self._finished = True
             self._drain()  # its last words (an error) may be queued
             raise WriterError(
-                f"the sync's writer process exited unexpectedly (exit code {self._process.exitcode})"
+                "the sync's writer process exited unexpectedly "
+                f"(exit code {self._process.exitcode})"
             )
 
 

@@ -23,12 +23,8 @@ def key_row(key: int) -> int:
     return key & ROW_MASK
 
 
-def key_time(key: int) -> int:
-    return key >> ROW_BITS
-
-
 class SortedKeys:
-    """Sorted multiset-free collection of int keys; not thread-safe (the Merchant lock guards it)."""
+    """Sorted collection of distinct int keys; not thread-safe (the Merchant lock guards it)."""
 
     LOAD = 1000
 

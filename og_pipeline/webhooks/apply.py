@@ -9,7 +9,6 @@ late or twice never regresses a newer row, and either path alone converges to th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
@@ -23,7 +22,7 @@ from og_pipeline.envelopes import (
     snapshot_of,
 )
 from og_pipeline.http_common import redact
-from og_pipeline.ordergroove.load import UpsertCounts, normalise, upsert, upsert_products
+from og_pipeline.ordergroove.load import normalise, upsert, upsert_products
 from og_pipeline.ordergroove.records import ParseContext
 
 _SNAPSHOT_RESOURCES = (
@@ -32,14 +31,6 @@ _SNAPSHOT_RESOURCES = (
     ("orders", "orders"),
     ("items", "items"),
 )
-
-
-@dataclass
-class Applied:
-    counts: dict[str, UpsertCounts] = field(default_factory=dict)
-
-    def add(self, resource: str, counts: UpsertCounts) -> None:
-        self.counts.setdefault(resource, UpsertCounts()).add(counts)
 
 
 def _records(payload: Record, event_type: str) -> Iterator[tuple[str, list[Record]]]:
@@ -65,9 +56,8 @@ def _with_timestamp(resource: str, record: Record, fallback: float | None) -> Re
     return record
 
 
-def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone: str) -> Applied:
+def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone: str) -> None:
     """Upsert every record of the event (snapshot first, then the object itself)."""
-    applied = Applied()
     created = payload.get("created")
     fallback = (
         created if isinstance(created, int | float) and not isinstance(created, bool) else None
@@ -85,7 +75,7 @@ def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone
                 f"{resource} record {redact(first.record_id or '(without an id)')} "
                 f"cannot be read: {first.reason}"
             )
-        applied.add(resource, upsert(conn, resource, rows, source="webhook"))
+        upsert(conn, resource, rows, source="webhook")
     # Product details are extras for custom events; the daily refresh reads the catalogue again,
     # so a product that cannot be read is left out rather than failing the event.
     products, _ = normalise("products", snapshot_of(payload).get("products") or [], context)
@@ -95,15 +85,14 @@ def apply_event(conn: psycopg.Connection, event_type: str, payload: Record, zone
         _mark_order_deleted(conn, object_of(payload), payload)
     if event_type == "item.remove" and kind == "items":
         _mark_item_removed(conn, object_of(payload), payload)
-    return applied
 
 
 def _mark_order_deleted(conn: psycopg.Connection, order: Record, payload: Record) -> None:
     """Ordergroove hard-deletes future orders; only this webhook tells us."""
     when = created_at(payload) or datetime.now(UTC)
     conn.execute(
-        "WITH gone AS (UPDATE og.orders SET deleted_at = %s WHERE public_id = %s AND deleted_at IS NULL "
-        "RETURNING customer_id) "
+        "WITH gone AS (UPDATE og.orders SET deleted_at = %s "
+        "WHERE public_id = %s AND deleted_at IS NULL RETURNING customer_id) "
         # A re-mark gets a new version, so a stats step running now keeps the marker.
         "INSERT INTO og.dirty_contacts (customer_id) SELECT customer_id FROM gone "
         "ON CONFLICT (customer_id) DO UPDATE SET version = EXCLUDED.version",
@@ -120,8 +109,8 @@ def _mark_item_removed(conn: psycopg.Connection, item: Record, payload: Record) 
     the next order date or a product_set. Only this webhook tells us."""
     when = created_at(payload) or datetime.now(UTC)
     conn.execute(
-        "WITH gone AS (UPDATE og.items SET deleted_at = %s WHERE public_id = %s AND deleted_at IS NULL "
-        "RETURNING order_id) "
+        "WITH gone AS (UPDATE og.items SET deleted_at = %s "
+        "WHERE public_id = %s AND deleted_at IS NULL RETURNING order_id) "
         # A re-mark gets a new version, so a stats step running now keeps the marker.
         "INSERT INTO og.dirty_contacts (customer_id) SELECT DISTINCT o.customer_id FROM gone "
         "JOIN og.orders o ON o.public_id = gone.order_id "

@@ -69,7 +69,8 @@ def _dead_batches(conn: psycopg.Connection) -> list[int]:
     """Started batches still holding pending events whose run's lock is free: their run died.
     Each is locked for the caller's transaction, so no late run starts it meanwhile."""
     started = conn.execute(
-        "SELECT DISTINCT b.id FROM og.webhook_events e JOIN og.webhook_batches b ON b.id = e.batch_id "
+        "SELECT DISTINCT b.id FROM og.webhook_events e "
+        "JOIN og.webhook_batches b ON b.id = e.batch_id "
         "WHERE e.status = 'pending' AND b.started_at IS NOT NULL ORDER BY b.id"
     ).fetchall()
     dead = []
@@ -157,8 +158,8 @@ def batch_events(conn: psycopg.Connection, batch_id: int) -> list[StagedEvent]:
 def mark(conn: psycopg.Connection, seqs: list[int], status: str) -> None:
     if seqs:
         conn.execute(
-            "UPDATE og.webhook_events SET status = %s, processed_at = now(), attempts = attempts + 1, "
-            "last_error = NULL WHERE seq = ANY(%s)",
+            "UPDATE og.webhook_events SET status = %s, processed_at = now(), "
+            "attempts = attempts + 1, last_error = NULL WHERE seq = ANY(%s)",
             (status, seqs),
         )
 
@@ -220,7 +221,8 @@ def stale_pending(conn: psycopg.Connection, minutes: float) -> int:
         conn.execute(
             "SELECT count(*) FROM og.webhook_events WHERE status = 'pending' "
             "AND received_at < now() - make_interval(mins => %(m)s) "
-            "AND (next_attempt_at IS NULL OR next_attempt_at < now() - make_interval(mins => %(m)s))",
+            "AND (next_attempt_at IS NULL "
+            "OR next_attempt_at < now() - make_interval(mins => %(m)s))",
             {"m": minutes},
         )
     )[0]
@@ -254,9 +256,9 @@ def replay(conn: psycopg.Connection, *, event_ids: list[str] | None = None) -> t
         try:
             with conn.transaction():
                 conn.execute(
-                    "UPDATE og.webhook_events SET status = 'pending', event_id = %s, event_type = %s, "
-                    "og_created_at = %s, payload = %s::jsonb, attempts = 0, last_error = NULL, "
-                    "batch_id = NULL, next_attempt_at = NULL WHERE seq = %s",
+                    "UPDATE og.webhook_events SET status = 'pending', event_id = %s, "
+                    "event_type = %s, og_created_at = %s, payload = %s::jsonb, attempts = 0, "
+                    "last_error = NULL, batch_id = NULL, next_attempt_at = NULL WHERE seq = %s",
                     (
                         delivery.event_id,
                         delivery.event_type,

@@ -352,7 +352,7 @@ def _configure_logging(level: str) -> None:
 
 
 def app_from_environment() -> Starlette:
-    """The app for one of uvicorn's worker processes, built from what `run` put in the environment."""
+    """The app for one of uvicorn's workers, built from what `run` put in the environment."""
     config = json.loads(os.environ[_CONFIG_ENV])
     _configure_logging(config.pop("log_level"))
     return create_app(

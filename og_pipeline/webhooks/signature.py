@@ -16,7 +16,7 @@ import enum
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SIGNATURE_HEADER = "OrderGroove-Signature"
@@ -54,19 +54,6 @@ class Verification:
     @property
     def reason(self) -> str:
         return "ok" if self.failure is None else self.failure.value
-
-
-def header_value(headers: Mapping[str, str]) -> str | None:
-    """The signature header from any mapping, whatever the case of its name."""
-    # Starlette's Headers are already case-insensitive; a plain dict (tests, other callers) is not.
-    value = headers.get(SIGNATURE_HEADER)
-    if value is not None:
-        return value
-    wanted = SIGNATURE_HEADER.lower()
-    for name, candidate in headers.items():
-        if name.lower() == wanted:
-            return candidate
-    return None
 
 
 def parse_header(value: str) -> tuple[int, list[str]] | None:
@@ -135,7 +122,8 @@ def verify(
     # what an operator looking at the log needs to know.
     if max_age_seconds is not None:
         current = time.time() if now is None else now
-        # A timestamp far in the future is as suspect as an old one (a clock skew of a minute is not).
+        # A timestamp far in the future is as suspect as an old one (a clock skew of a minute
+        # is not).
         if abs(current - ts) > max_age_seconds:
             return Verification(Failure.TOO_OLD, ts)
     return Verification(None, ts)

@@ -14,8 +14,8 @@ Ordergroove does send) leaves the first row alone and is reported as such, so th
 still answer 2xx. E-mail addresses and other personal data live only in ``body`` and ``payload``;
 ``last_error`` holds our own fixed wording, never text from the body.
 
-No web framework here. ``store_event`` serves sync psycopg connections (the tests stage events with it);
-``store_event_async`` is the same statement for the receiver's async pool.
+No web framework here. ``store_event`` serves sync psycopg connections (the tests stage events
+with it); ``store_event_async`` is the same statement for the receiver's async pool.
 """
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def _unstorable(delivery: Delivery, exc: errors.DataError) -> Delivery:
     """The same delivery without its payload, for JSON that Postgres' jsonb refuses.
 
     Python's json accepts a few things jsonb does not (``\\u0000`` in a string, a lone surrogate);
-    the body is still kept, as invalid, with the SQLSTATE only (the error's context quotes the body).
+    the body is still kept, as invalid, with the SQLSTATE only (the error's context quotes the
+    body).
     """
     reason = f"JSON not storable as jsonb (SQLSTATE {exc.sqlstate})"
     return Delivery(INVALID, delivery.event_id, delivery.event_type, delivery.created, reason, None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from og_pipeline.ometria.client import OmetriaAPIError, OmetriaAuthError, OmetriaClient
+from og_pipeline.ometria.client import OmetriaAPIError, OmetriaAuthError, OmetriaClient, PushResult
 from og_pipeline.sandbox import FaultSpec, SandboxServer
 
 from .conftest import OMETRIA_KEY
@@ -33,22 +33,34 @@ def contact(n: int) -> dict[str, Any]:
     }
 
 
+def push_in_batches(client: OmetriaClient, records: list[dict[str, Any]]) -> dict[str, PushResult]:
+    """Push as the contacts step does: pages of ``client.max_batch`` records, one ``push_batch``
+    each; the answers per record id."""
+    results: dict[str, PushResult] = {}
+    for start in range(0, len(records), client.max_batch):
+        results.update(client.push_batch(records[start : start + client.max_batch]))
+    return results
+
+
 def max_in_any_second(times: list[float]) -> int:
     """The most requests in any closed 1-s window (stricter than the sandbox's own half-open)."""
     times = sorted(times)
     return max((sum(1 for u in times[i:] if u <= t + 1.0) for i, t in enumerate(times)), default=0)
 
 
-def test_push_all_splits_into_batches_of_at_most_100(sandbox: SandboxServer) -> None:
+def test_each_batch_of_at_most_100_is_one_request(sandbox: SandboxServer) -> None:
     records = [contact(n) for n in range(250)]
     with make_client(sandbox) as client:
-        results = client.push_all(iter(records), "contact")
+        results = push_in_batches(client, records)
         stats = client.stats.as_dict()
     log = sandbox.ometria.request_log()
     assert [entry["count"] for entry in log] == [100, 100, 50]
     assert {entry["status"] for entry in log} == {200}
-    assert sum(r.accepted for r in results) == 250 and all(r.rejected == 0 for r in results)
-    assert all(r.request_id for r in results)
+    assert set(results) == {f"og-{n}" for n in range(250)}
+    batches = set(results.values())  # a batch's records share its answer
+    assert sorted(r.accepted for r in batches) == [50, 100, 100]
+    assert all(r.rejected == 0 and r.request_id for r in batches)
+    assert len({r.request_id for r in batches}) == 3
     assert set(sandbox.ometria.snapshot()["contacts"]) == {f"og-{n}" for n in range(250)}
     assert stats == {
         "requests": 3,
@@ -62,7 +74,9 @@ def test_push_all_splits_into_batches_of_at_most_100(sandbox: SandboxServer) -> 
 
 def test_smaller_max_batch(sandbox: SandboxServer) -> None:
     with make_client(sandbox, max_batch=40) as client:
-        client.push_all([contact(n) for n in range(90)], "contact")
+        with pytest.raises(ValueError, match="at most 40"):
+            client.push_batch([contact(n) for n in range(41)])
+        push_in_batches(client, [contact(n) for n in range(90)])
     assert [entry["count"] for entry in sandbox.ometria.request_log()] == [40, 40, 10]
 
 
@@ -72,7 +86,7 @@ def test_mixed_and_wrong_types_are_refused_before_sending(sandbox: SandboxServer
         with pytest.raises(ValueError, match="one @type"):
             client.push([contact(1), event])
         with pytest.raises(ValueError, match="custom_event"):
-            client.push_all([contact(1), event], "contact")
+            client.push_batch([contact(1), event])
         with pytest.raises(ValueError, match="at most 100"):
             client.push([contact(n) for n in range(101)])
         assert client.stats.requests == 0
@@ -102,7 +116,7 @@ def test_rate_limit_holds_across_threads_with_no_429(sandbox: SandboxServer) -> 
 
 
 def test_a_429_burst_still_completes_and_retries_pass_the_limiter(
-    sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+    sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandbox.set_faults("ometria", FaultSpec(burst=(429, 4)))  # each with Retry-After: 1
     records = [contact(n) for n in range(300)]
@@ -110,10 +124,19 @@ def test_a_429_burst_still_completes_and_retries_pass_the_limiter(
         caplog.at_level(logging.DEBUG, logger="og_pipeline.ometria"),
         make_client(sandbox) as client,
     ):
-        results = client.push_all(records, "contact")
+        slots: list[int] = []
+        acquire = client.limiter.acquire
+
+        def counting_acquire() -> float:
+            slots.append(1)
+            return acquire()
+
+        monkeypatch.setattr(client.limiter, "acquire", counting_acquire)
+        results = push_in_batches(client, records)
         stats = client.stats.as_dict()
-        acquired = client.limiter.acquired
-    assert sum(r.accepted for r in results) == 300
+    acquired = len(slots)
+    assert set(results) == {f"og-{n}" for n in range(300)}
+    assert all(r.rejected == 0 for r in results.values())
     assert len(sandbox.ometria.snapshot()["contacts"]) == 300
     assert stats["throttled"] == 4 and stats["retries"] == 4
     assert stats["requests"] == 3 + 4 == acquired  # every attempt, retries too, took a slot
@@ -126,7 +149,7 @@ def test_a_429_storm_from_the_account_limit_still_completes(sandbox: SandboxServ
     # A client configured far above the account's 8/s: the sandbox throttles, the client waits
     # out Retry-After and gets every batch through.
     with make_client(sandbox, requests_per_second=100.0, max_batch=10) as client:
-        client.push_all([contact(n) for n in range(200)], "contact")
+        push_in_batches(client, [contact(n) for n in range(200)])
         stats = client.stats.as_dict()
     log = sandbox.ometria.request_log()
     assert stats["throttled"] > 0 and stats["throttled"] == stats["retries"]
@@ -141,9 +164,9 @@ def test_5xx_and_timeouts_are_retried(sandbox: SandboxServer) -> None:
         FaultSpec(rate=0.25, statuses=(500, 502, 503), slow_rate=0.2, slow_seconds=1.0, seed=11),
     )
     with make_client(sandbox, max_batch=20, read_timeout=0.25) as client:
-        results = client.push_all([contact(n) for n in range(200)], "contact")
+        results = push_in_batches(client, [contact(n) for n in range(200)])
         stats = client.stats.as_dict()
-    assert len(results) == 10
+    assert len(results) == 200 and len({r.request_id for r in results.values()}) == 10
     assert len(sandbox.ometria.snapshot()["contacts"]) == 200
     assert stats["retries"] > 0 and stats["requests"] == 10 + stats["retries"]
 

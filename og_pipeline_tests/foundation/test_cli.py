@@ -1,4 +1,4 @@
-"""The og-pipeline command: help for each command, bad configuration named before anything starts."""
+"""The og-pipeline CLI: help for each command, bad configuration named before anything starts."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ from og_pipeline_tests.pipeline.conftest import NOW, START
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNC_RANGE = ("--start", "2026-11-01", "--end", "2026-11-02")
-# og_pipeline.cli.runs.INTERRUPTED_EXIT_CODE, as a literal: the file also runs on the code before it.
+# og_pipeline.cli.runs.INTERRUPTED_EXIT_CODE, as a literal: the file also runs on the code
+# before it.
 INTERRUPTED_EXIT_CODE = 130
 
 

@@ -112,6 +112,12 @@ def test_the_modules_import_without_any_setting() -> None:
     }
     code = "import og_pipeline.definitions, og_pipeline.jobs, og_pipeline.ordergroove.assets"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr

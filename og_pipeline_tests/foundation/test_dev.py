@@ -191,7 +191,10 @@ def test_dev_runs_everything_stops_on_ctrl_c_and_keeps_data(
         workspace = requests.post(
             f"http://127.0.0.1:{ui_port}/graphql",
             json={
-                "query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+                "query": (
+                    "{ workspaceOrError { ... on Workspace "
+                    "{ locationEntries { name loadStatus } } } }"
+                )
             },
             timeout=30,
         ).json()

@@ -79,7 +79,7 @@ def command_env(
 
 @dataclass
 class Command:
-    """`python -m og_pipeline <args>` in a session (and process group) of its own; output to files."""
+    """`python -m og_pipeline <args>` in its own session (and process group); output to files."""
 
     env: dict[str, str]
     args: tuple[str, ...]
@@ -143,7 +143,7 @@ def run_to_end(env: dict[str, str], args: tuple[str, ...], logs: Path) -> tuple[
 def wait_for(
     what: str, moment: Callable[[], bool], command: Command, deadline: float = KILL_DEADLINE
 ) -> None:
-    """Poll until ``moment()`` holds, while the command runs; fail if it ends first or time runs out."""
+    """Poll until ``moment()`` holds; fail if the command ends first or the deadline passes."""
     end = time.monotonic() + deadline
     while not moment():
         # pytest.fail, not assert: a moment missed is no outcome an xfail may expect.
@@ -164,7 +164,8 @@ def children_of(pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'.
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the
+        # last ')'.
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.name))
     return found
@@ -178,7 +179,7 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-# ---------------------------------------------------------------- what the sandbox and the database hold
+# ---------------------------------------------------------------- probing sandbox and database
 
 
 class Probe:
@@ -220,7 +221,8 @@ class Probe:
     def pending_pushes(self) -> int:
         """Contacts with an e-mail whose fields differ from what Ometria last accepted."""
         return self.count(
-            "SELECT count(*) FROM og.contact_stats s LEFT JOIN og.ometria_contacts o USING (customer_id) "
+            "SELECT count(*) FROM og.contact_stats s "
+            "LEFT JOIN og.ometria_contacts o USING (customer_id) "
             "WHERE s.email IS NOT NULL AND s.fields_hash IS DISTINCT FROM o.fields_hash"
         )
 
@@ -378,7 +380,10 @@ def kill_between_push_and_bookkeeping(drill: Drill) -> str:
         run.kill_group()
     assert recorded < accepted, (recorded, accepted)
     assert drill.probe.contacts_recorded() == recorded, "the bookkeeping of the held push happened"
-    return f"killed with {accepted} contacts accepted by Ometria, {recorded} recorded in og.ometria_contacts"
+    return (
+        f"killed with {accepted} contacts accepted by Ometria, "
+        f"{recorded} recorded in og.ometria_contacts"
+    )
 
 
 KILL_POINTS: dict[str, Callable[[Drill], str]] = {

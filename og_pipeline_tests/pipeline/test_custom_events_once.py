@@ -59,7 +59,8 @@ def test_events_a_dead_sender_left_sending_are_never_sent_again(pipeline: Pipeli
     ids = _stage(pipeline, 3)
     # What a sender killed between its push and its record leaves behind.
     pipeline.query_commit(
-        "INSERT INTO og.ometria_events (event_id, webhook_event_id, event_type, properties, outcome) "
+        "INSERT INTO og.ometria_events "
+        "(event_id, webhook_event_id, event_type, properties, outcome) "
         "SELECT %s, substr(%s, 4), 'Ordergroove_subscription_event', '{}', 'sending'",
         ids[0],
         ids[0],
@@ -116,7 +117,8 @@ def test_one_sender_at_a_time_whatever_the_pool_allows(pipeline: Pipeline) -> No
 def _waits_on_advisory_lock(pipeline: Pipeline) -> bool:
     return bool(
         pipeline.query(
-            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+            "SELECT 1 FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
             "AND datname = current_database()"
         )
     )

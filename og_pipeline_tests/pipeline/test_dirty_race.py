@@ -50,7 +50,8 @@ def _write(conn: psycopg.Connection, *records: dict[str, Any]) -> None:
 
 def _counts(conn: psycopg.Connection, customer: str) -> tuple[int, int]:
     row = conn.execute(
-        "SELECT active_subscriptions, total_subscriptions FROM og.contact_stats WHERE customer_id = %s",
+        "SELECT active_subscriptions, total_subscriptions FROM og.contact_stats "
+        "WHERE customer_id = %s",
         (customer,),
     ).fetchone()
     assert row is not None, f"no stats for {customer}"

@@ -27,8 +27,9 @@ def _processed(pipeline: Pipeline, envelope: Envelope, *, processed_ago: str = "
     # a 401-digit integer).
     text = json.dumps(envelope).replace("Infinity", "1e400")
     pipeline.query_commit(
-        "INSERT INTO og.webhook_events (event_id, event_type, og_created_at, status, attempts, processed_at, "
-        "body, payload) VALUES (%s, %s, now() - interval '1 hour', 'processed', 1, now() - %s::interval, %s, "
+        "INSERT INTO og.webhook_events "
+        "(event_id, event_type, og_created_at, status, attempts, processed_at, body, payload) "
+        "VALUES (%s, %s, now() - interval '1 hour', 'processed', 1, now() - %s::interval, %s, "
         "%s::jsonb)",
         envelope["id"],
         envelope["type"],

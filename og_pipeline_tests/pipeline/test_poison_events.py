@@ -297,7 +297,8 @@ def test_any_json_value_in_any_field_ends_the_event_and_never_the_batch(
         if seq is None:  # the draw repeated an earlier event's id: that one stands
             return
         [(status, attempts, error, retry_at)] = conn.execute(
-            "SELECT status, attempts, last_error, next_attempt_at FROM og.webhook_events WHERE seq = %s",
+            "SELECT status, attempts, last_error, next_attempt_at FROM og.webhook_events "
+            "WHERE seq = %s",
             (seq,),
         ).fetchall()
     assert status in {"processed", "ignored", "failed", "invalid", "pending"}

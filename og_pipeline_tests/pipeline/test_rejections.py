@@ -17,8 +17,8 @@ def test_a_refused_contact_is_recorded_and_not_resent_until_it_changes(pipeline:
     assert push["contacts_accepted"] == sum(1 for t in truth.values() if t["email"]) - 1
     assert f"og-{refused}" not in pipeline.ometria_contacts()
     assert pipeline.query(
-        "SELECT fields_hash IS NULL, rejected_hash IS NOT NULL, last_error FROM og.ometria_contacts "
-        "WHERE customer_id = %s",
+        "SELECT fields_hash IS NULL, rejected_hash IS NOT NULL, last_error "
+        "FROM og.ometria_contacts WHERE customer_id = %s",
         refused,
     ) == [(True, True, "Record refused")]  # Ometria's own reason
     assert pipeline.query(

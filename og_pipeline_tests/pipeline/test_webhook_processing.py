@@ -157,11 +157,13 @@ def test_replay_revalidates_invalid_events_and_queues_those_that_now_read(
     body = json.dumps(envelope).encode()
     # Stored invalid earlier (say, by a receiver with a stricter rule than today's).
     pipeline.query_commit(
-        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'old rule', %s)",
+        "INSERT INTO og.webhook_events (status, last_error, body) "
+        "VALUES ('invalid', 'old rule', %s)",
         body,
     )
     pipeline.query_commit(
-        "INSERT INTO og.webhook_events (status, last_error, body) VALUES ('invalid', 'not JSON', %s)",
+        "INSERT INTO og.webhook_events (status, last_error, body) "
+        "VALUES ('invalid', 'not JSON', %s)",
         b"{oops",
     )
     with connect(pipeline.db_url) as conn:
@@ -242,7 +244,8 @@ def test_processed_bodies_are_pruned_after_the_retention_and_their_ids_still_ded
         pipeline.stage(envelope)
     assert pipeline.process_webhooks().success
     pipeline.query_commit(
-        "UPDATE og.webhook_events SET processed_at = now() - interval '31 days' WHERE event_id = %s",
+        "UPDATE og.webhook_events SET processed_at = now() - interval '31 days' "
+        "WHERE event_id = %s",
         old["id"],
     )
     pipeline.query_commit(

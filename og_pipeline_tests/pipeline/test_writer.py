@@ -105,7 +105,8 @@ def test_a_database_error_reaches_the_sync_without_the_row_it_quotes(db_url: str
     with connect(db_url) as conn:
         conn.execute("""
             CREATE FUNCTION og.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'refused by test' USING DETAIL = 'Failing row contains (' || NEW.record::text || ')';
+            BEGIN RAISE EXCEPTION 'refused by test'
+                USING DETAIL = 'Failing row contains (' || NEW.record::text || ')';
             END $$""")
         conn.execute(
             "CREATE TRIGGER test_refuse BEFORE INSERT ON og.subscriptions "
