@@ -86,7 +86,8 @@ webhook_events_job = dg.define_asset_job(
         ometria_contact_fields,
         ometria_custom_events,
     ],
-    description="Apply a batch of webhook events, update the affected contacts, send custom events.",
+    description="Apply a batch of webhook events, update the affected contacts, "
+    "send custom events.",
     # One process for the whole batch: the steps run in sequence anyway, and a process per step
     # would add seconds to every webhook's way to Ometria.
     executor_def=dg.in_process_executor,

@@ -1,4 +1,4 @@
-"""How every run of the og_pipeline location waits for a pool slot: asleep, stoppable, and saying so.
+"""How every run of the location waits for a pool slot: asleep, stoppable, and saying so.
 
 A step of a pool (ordergroove_api, ometria_api) whose slots are taken waits in the executor's loop,
 in ``ActiveExecution.sleep_til_ready``. In Dagster 1.13 that wait is broken three ways, whether the

@@ -55,7 +55,8 @@ def ometria_contact_fields(
     )
     if report.rejected or report.new_async_errors:
         context.log.warning(
-            "Ometria refused %d contacts and reported %d new errors; see og.ometria_contacts.last_error",
+            "Ometria refused %d contacts and reported %d new errors; "
+            "see og.ometria_contacts.last_error",
             report.rejected,
             report.new_async_errors,
         )
@@ -133,10 +134,11 @@ def ometria_custom_events(
                     "unconfirmed": report.unconfirmed,
                 },
                 # Per run: each such event is counted once, when it is marked; the rows stay.
-                description="Custom events marked in this run: failed (could not be built; deleting its "
-                "og.ometria_events row within the send window retries it) or expired (not sent within "
-                "the send window, so never sent) or unconfirmed (Ometria may have it: a crash between the push and "
-                "its record, or a batch Ometria refused in part; never sent again).",
+                description="Custom events marked in this run: failed (could not be built; "
+                "deleting its og.ometria_events row within the send window retries it) or "
+                "expired (not sent within the send window, so never sent) or unconfirmed "
+                "(Ometria may have it: a crash between the push and its record, or a batch "
+                "Ometria refused in part; never sent again).",
             )
         ],
     )

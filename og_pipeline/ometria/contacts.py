@@ -84,17 +84,19 @@ FROM push_candidates WHERE customer_id > %(after)s ORDER BY customer_id LIMIT %(
 """
 
 _ACCEPTED = """
-INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, fields, fields_hash, status, request_id,
-    accepted_at)
+INSERT INTO og.ometria_contacts AS t
+    (customer_id, contact_id, fields, fields_hash, status, request_id, accepted_at)
 VALUES (%(customer_id)s, %(contact_id)s, %(fields)s, %(hash)s, %(status)s, %(request_id)s, now())
-ON CONFLICT (customer_id) DO UPDATE SET fields = EXCLUDED.fields, fields_hash = EXCLUDED.fields_hash,
+ON CONFLICT (customer_id) DO UPDATE SET fields = EXCLUDED.fields,
+    fields_hash = EXCLUDED.fields_hash,
     status = EXCLUDED.status,
     request_id = EXCLUDED.request_id, accepted_at = EXCLUDED.accepted_at,
     rejected_hash = NULL, rejected_at = NULL, last_error = NULL
 """
 
 _REJECTED = """
-INSERT INTO og.ometria_contacts AS t (customer_id, contact_id, rejected_hash, rejected_at, last_error)
+INSERT INTO og.ometria_contacts AS t
+    (customer_id, contact_id, rejected_hash, rejected_at, last_error)
 VALUES (%(customer_id)s, %(contact_id)s, %(hash)s, now(), %(error)s)
 ON CONFLICT (customer_id) DO UPDATE SET rejected_hash = EXCLUDED.rejected_hash,
     rejected_at = EXCLUDED.rejected_at, last_error = EXCLUDED.last_error
