@@ -8,12 +8,15 @@ partition range [start, end) as one walk (single-run backfill policy).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from og_pipeline.cli.runs import dagster_instance, echo_summary, materializations, run_job
 from og_pipeline.settings import ConfigError, load_settings, require_start_date
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
 
@@ -73,13 +76,21 @@ def _summary(result: Any) -> dict[str, Any]:
     required=True,
     help="End (UTC, exclusive): --start 2026-11-01 --end 2026-11-02 is 24 hours.",
 )
-def sync(start_text: str, end_text: str) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Sync the records and compute the stats, then show what would be pushed to Ometria "
+    "(counts by kind of change, a sample of contacts) and push nothing.",
+)
+def sync(start_text: str, end_text: str, dry_run: bool) -> None:
     """Sync a range of hours from Ordergroove and push changed contacts to Ometria.
 
     Runs the ordergroove_sync job over the hourly partitions [START, END) as one run (one walk
     per object type), recorded in the Dagster instance. Needs ORDERGROOVE_API_KEY and
     OMETRIA_API_KEY (and their URLs for other hosts, such as the sandbox). Exits non-zero with
-    the reason if the run fails. A backfill sets fields and sends no custom events.
+    the reason if the run fails. A backfill sets fields and sends no custom events. With
+    --dry-run, Ometria receives nothing and the push state is left as it was (the raw records
+    and the stats are still updated: they are what the next push compares against).
     """
     start, end = parse_hour(start_text, "--start"), parse_hour(end_text, "--end")
     if end <= start:
@@ -118,6 +129,28 @@ def sync(start_text: str, end_text: str) -> None:
                     PARTITION_FORMAT
                 ),
                 "og-pipeline/trigger": "cli-sync",
+                **({"og-pipeline/dry-run": "true"} if dry_run else {}),
             },
+            run_config=DRY_RUN_CONFIG if dry_run else None,
         )
+    if dry_run:
+        echo_dry_run(result)
+        return
     echo_summary(f"run {result.run_id} succeeded", {"hours": hours, **_summary(result)})
+
+
+DRY_RUN_CONFIG = {"ops": {"ometria_contact_fields": {"config": {"dry_run": True}}}}
+
+
+def echo_dry_run(result: dg.ExecuteInProcessResult) -> None:
+    """What the dry run found, on the terminal: counts by kind, then the sample as a table."""
+    found = materializations(result).get("ometria_contact_fields", {})
+    counts = {key: value for key, value in found.items() if key.startswith("would_")}
+    echo_summary(f"run {result.run_id} succeeded (dry run: nothing sent to Ometria)", counts)
+    sample = found.get("would_push_sample")
+    if sample is not None:
+        import pandas as pd  # here: the other commands start without it
+
+        frame = pd.DataFrame([record.data for record in sample.records])
+        click.echo(f"sample of {len(frame)} contacts that would be pushed:")
+        click.echo(frame.to_string(index=False, na_rep="-"))

@@ -7,10 +7,18 @@ the contacts whose raw records changed. Its checks are blocking: a failure stops
 import dagster as dg
 from pydantic import Field
 
+from og_pipeline.contacts.changes import pending_changes
 from og_pipeline.contacts.stats import active_contacts_in_ometria, recompute_dirty, summary
 from og_pipeline.resources import OWNERS, PostgresResource
 
 MASS_DROP_CHECK = "no_mass_drop_in_active_contacts"
+# What the blocked push would have sent that this folder can tell without the field IDs.
+STATUS_ONLY_KEYS = (
+    "would_push",
+    "would_skip_without_email",
+    "would_push_new_contact",
+    "would_push_changed_status",
+)
 
 
 class StatsConfig(dg.Config):
@@ -56,19 +64,30 @@ def contact_subscription_stats(
         recomputed, changed = recompute_dirty(conn)
         totals = summary(conn)
         baseline = active_contacts_in_ometria(conn)
-    drop = max(0, baseline - totals.active_contacts)
-    share = drop / baseline if baseline else 0.0
+        drop = max(0, baseline - totals.active_contacts)
+        share = drop / baseline if baseline else 0.0
+        passed = baseline < config.mass_drop_min_contacts or share <= config.max_active_drop_share
+        # Blocked: say what the push would have sent, as a dry run would (status is compared
+        # from its own column: this folder does not know the Ometria field IDs).
+        blocked = {} if passed else pending_changes(conn, None).as_metadata()
     check = dg.AssetCheckResult(
         check_name=MASS_DROP_CHECK,
-        passed=baseline < config.mass_drop_min_contacts or share <= config.max_active_drop_share,
+        passed=passed,
         metadata={
             "active_in_ometria": baseline,
             "active_now": totals.active_contacts,
             "drop_share": round(share, 4),
             "max_drop_share": config.max_active_drop_share,
+            **{key: blocked[key] for key in STATUS_ONLY_KEYS if key in blocked},
         },
         description="Active contacts now vs. what Ometria last accepted; raise "
-        "max_active_drop_share in the run config to push a real mass cancellation.",
+        "max_active_drop_share in the run config to push a real mass cancellation."
+        + (
+            f" Blocked: the push would have sent {blocked['would_push']} contacts, "
+            f"{blocked['would_push_changed_status']} of them changing status."
+            if blocked
+            else ""
+        ),
     )
     context.log.info("recomputed %d contacts, %d changed", recomputed, changed)
     return dg.MaterializeResult(

@@ -4,13 +4,55 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
+from og_pipeline.contacts.changes import pending_changes
 from og_pipeline.ometria.contacts import push_changed_contacts
 from og_pipeline.ometria.custom_events import Lookups, send_due_events
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.resources import OrdergrooveResource
 from og_pipeline.pools import OMETRIA_POOL
 from og_pipeline.resources import OWNERS, PostgresResource
+
+
+class ContactFieldsConfig(dg.Config):
+    dry_run: bool = Field(
+        default=False,
+        description="Compute what would be pushed (counts by kind of change and a sample of "
+        "contacts, no e-mails) and push nothing: no request to Ometria, no push state changed.",
+    )
+
+
+def _dry_run(
+    context: dg.AssetExecutionContext, ometria: OmetriaResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    with postgres.connection() as conn:
+        plan = pending_changes(conn, ometria.field_ids)
+    kinds = ", ".join(f"{count} {kind}" for kind, count in plan.by_kind.items() if count)
+    context.log.info(
+        "dry run: would push %d contacts (%s); %d changed without an e-mail would be skipped; "
+        "nothing sent",
+        plan.contacts,
+        kinds or "none",
+        plan.without_email,
+    )
+    metadata: dict[str, Any] = {"dry_run": True, **plan.as_metadata()}
+    if plan.sample:
+        metadata["would_push_sample"] = sample_table(plan.sample)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def sample_table(sample: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    """The dry run's sample as a table in the UI (columns in the sample's order)."""
+    names = list(sample[0])
+    types = {
+        name: "int" if all(isinstance(row[name], int | None) for row in sample) else "string"
+        for name in names
+    }
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in sample],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name, types[name]) for name in names]),
+    )
 
 
 @dg.asset(
@@ -22,7 +64,10 @@ from og_pipeline.resources import OWNERS, PostgresResource
     tags={"destination": "ometria"},
 )
 def ometria_contact_fields(
-    context: dg.AssetExecutionContext, ometria: OmetriaResource, postgres: PostgresResource
+    context: dg.AssetExecutionContext,
+    config: ContactFieldsConfig,
+    ometria: OmetriaResource,
+    postgres: PostgresResource,
 ) -> dg.MaterializeResult:
     """The Ordergroove custom fields of each Ometria contact, as Ometria last accepted them.
 
@@ -30,8 +75,11 @@ def ometria_contact_fields(
     most 100 within the rate limit. Every push leaves an audit row per contact
     (og.ometria_push_audit); contacts without an e-mail are counted and not pushed; rejected
     records and asynchronous errors are recorded against the contact and reported here.
-    No custom events: those come only from live webhooks.
+    No custom events: those come only from live webhooks. With `dry_run`, nothing is sent and
+    no push state changes: the metadata says what would be pushed, by kind of change.
     """
+    if config.dry_run:
+        return _dry_run(context, ometria, postgres)
     with ometria.client() as client, postgres.connection() as conn:
         report = push_changed_contacts(
             conn,

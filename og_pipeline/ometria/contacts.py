@@ -26,9 +26,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from og_pipeline import defaults
+from og_pipeline.contacts.changes import CONTACT_ID_PREFIX
 from og_pipeline.ometria.client import OmetriaClient
 
-CONTACT_ID_PREFIX = "og-"
 _RECORD_ID_IN_PATH = re.compile(r"\[(og-[^\]]+)\]")
 
 

@@ -80,6 +80,28 @@ def test_sync_prints_a_summary_and_pushes_the_range(
     assert "@example.com" not in result.stdout + result.stderr, "no e-mail address in the output"
 
 
+def test_sync_dry_run_prints_what_would_be_pushed_and_sends_nothing(
+    sandbox, db_url, dagster_db_url, tmp_path
+) -> None:
+    result = _sync(
+        _env(sandbox, db_url, dagster_db_url, tmp_path),
+        *("--start", "2026-11-01", "--end", "2026-11-04", "--dry-run"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dry run: nothing sent to Ometria" in result.stdout
+    summary = dict(
+        line.strip().split(": ", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and ": " in line
+    )
+    with_email = sum(1 for t in sandbox.merchant.ground_truth().values() if t["email"])
+    assert int(summary["would_push"]) == int(summary["would_push_new_contact"]) == with_email
+    assert "sample of 20 contacts that would be pushed:" in result.stdout
+    assert "new_contact" in result.stdout
+    assert sandbox.ometria.snapshot()["contacts"] == {}
+    assert "@example.com" not in result.stdout + result.stderr, "no e-mail address in the output"
+
+
 def test_sync_failure_exits_non_zero_with_the_reason(
     sandbox, db_url, dagster_db_url, tmp_path
 ) -> None:

@@ -122,6 +122,12 @@ def test_a_mass_drop_in_active_contacts_blocks_the_push_until_allowed(pipeline: 
     assert not blocked.success
     checks = check_evaluations(blocked)
     assert checks["no_mass_drop_in_active_contacts"].passed is False
+    # The block says what a dry run would have pushed: at least every doomed contact that has
+    # an e-mail, each changing status.
+    doomed_with_email = sum(1 for c in doomed if merchant.ground_truth()[c]["email"])
+    said = checks["no_mass_drop_in_active_contacts"].metadata
+    assert said["would_push_changed_status"].value == doomed_with_email
+    assert said["would_push"].value >= doomed_with_email
     assert pipeline.ometria_contacts() == before, (
         "nothing may be pushed past a failed blocking check"
     )
