@@ -10,6 +10,7 @@ import logging
 import click
 
 from og_pipeline.cli.dev import dev
+from og_pipeline.cli.doctor import doctor
 from og_pipeline.cli.records import records
 from og_pipeline.cli.sync import sync
 from og_pipeline.cli.webhooks import webhooks
@@ -51,3 +52,4 @@ main.add_command(sync)
 main.add_command(webhooks)
 main.add_command(records)
 main.add_command(sandbox)
+main.add_command(doctor)

@@ -21,7 +21,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_help_lists_the_commands() -> None:
     result = _run("--help")
     assert result.returncode == 0
-    for command in ("dev", "sandbox"):
+    for command in ("dev", "sync", "webhooks", "records", "doctor", "sandbox"):
         assert command in result.stdout
 
 
