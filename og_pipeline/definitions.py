@@ -12,6 +12,7 @@ from __future__ import annotations
 import dagster as dg
 
 from og_pipeline import pool_wait
+from og_pipeline.alerts import ALERT_SENSORS, AlertsResource
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.jobs import (
     HEALTH_CHECKS,
@@ -56,7 +57,7 @@ def defs() -> dg.Definitions:
             webhook_events_job,
         ],
         schedules=[health_checks_schedule, ordergroove_hourly_sync, ordergroove_daily_products],
-        sensors=[webhook_events_sensor],
+        sensors=[webhook_events_sensor, *ALERT_SENSORS],
         resources={
             "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
             "ordergroove": OrdergrooveResource(
@@ -68,6 +69,15 @@ def defs() -> dg.Definitions:
             ),
             "webhook_staging": WebhookStagingResource(
                 retention_days=settings.webhook_retention_days
+            ),
+            "alerts": AlertsResource(
+                # EnvVar only when set: the URL holds a token, and the UI shows plain values.
+                webhook_url=dg.EnvVar("OG_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else "",
+                email_to=settings.alert_email_to,
+                email_from=settings.alert_email_from,
+                smtp_host=settings.alert_smtp_host,
+                smtp_port=settings.alert_smtp_port,
+                ui_url=settings.dagster_ui_url,
             ),
             "ometria": OmetriaResource(
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),

@@ -72,12 +72,28 @@ class Settings(BaseModel):
         defaults.FIELD_NEXT_ORDER_DATE, min_length=1, alias="OG_OMETRIA_FIELD_NEXT_ORDER_DATE"
     )
 
-    @field_validator("ordergroove_api_url", "ometria_api_url")
+    # Alerts (og_pipeline/alerts.py): a Slack-compatible incoming webhook and/or e-mail.
+    alert_webhook_url: SecretStr | None = Field(None, alias="OG_ALERT_WEBHOOK_URL")
+    alert_email_to: str = Field("", alias="OG_ALERT_EMAIL_TO")
+    alert_email_from: str = Field("og-pipeline@localhost", alias="OG_ALERT_EMAIL_FROM")
+    alert_smtp_host: str = Field("localhost", alias="OG_ALERT_SMTP_HOST")
+    alert_smtp_port: int = Field(25, gt=0, lt=65536, alias="OG_ALERT_SMTP_PORT")
+    dagster_ui_url: str = Field("http://127.0.0.1:3000", alias="OG_DAGSTER_UI_URL")
+
+    @field_validator("ordergroove_api_url", "ometria_api_url", "dagster_ui_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s):// URL")
         return value.rstrip("/")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL holds the webhook's token: the message never repeats it.
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value
 
     @field_validator("database_url", "dagster_database_url")
     @classmethod
