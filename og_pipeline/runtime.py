@@ -66,7 +66,10 @@ class Databases:
         self.close()
 
 
-def open_databases(settings: Settings, state: Path) -> Databases:
+def open_databases(settings: Settings, state: Path, *, create_dagster: bool = True) -> Databases:
+    """og-pipeline's database (the embedded server's unless OG_DATABASE_URL), migrated, and the
+    URL of Dagster's. ``create_dagster``: create Dagster's database when derived and missing
+    (the receiver never uses it, so it needs no CREATEDB privilege for it)."""
     embedded: EmbeddedPostgres | None = None
     if settings.database_url:
         og_url = settings.database_url
@@ -85,7 +88,8 @@ def open_databases(settings: Settings, state: Path) -> Databases:
                 if embedded is not None
                 else dagster_database_url(og_url)
             )
-            ensure_database(og_url, database_name(dagster_url))
+            if create_dagster:
+                ensure_database(og_url, database_name(dagster_url))
         migrate(og_url)
     except Exception:
         if embedded is not None:

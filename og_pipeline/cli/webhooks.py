@@ -32,7 +32,8 @@ def serve(host: str, port: int, workers: int) -> None:
         raise ConfigError(
             "ORDERGROOVE_WEBHOOK_KEY is not set: copy the Verification Key of the webhook route"
         )
-    with open_databases(settings, state_dir(project_root())) as databases:
+    # The receiver never touches Dagster's database: it needs no right to create it.
+    with open_databases(settings, state_dir(project_root()), create_dagster=False) as databases:
         click.echo(f"receiving Ordergroove webhooks on http://{host}:{port}/webhooks/ordergroove")
         run(
             host,
