@@ -1,6 +1,6 @@
 """``og-pipeline doctor``: is this deployment ready? One line per check, nothing changed.
 
-The checks are in og_pipeline.doctor_checks (plain functions, no click); this module parses the
+The checks are in og_pipeline.doctor (plain modules, no click); this module parses the
 options, prints each result (or JSON) and sets the exit status.
 """
 
@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import click
 
-from og_pipeline.doctor_checks import Check, Verdict, run_checks, scrub, secrets_in
+from og_pipeline.doctor import Check, Verdict, run_checks, scrub, secrets_in
 
 DEFAULT_MAX_SLOT_HOLD_HOURS = 6.0
 # Summary order: what needs doing first.
