@@ -9,6 +9,9 @@ they live here, above every folder, and no folder imports one downstream of it:
     process_webhook_events         webhook sensor, one run per claimed batch of events
         ordergroove_webhook_events -> contact_subscription_stats -> ometria_contact_fields
                                    -> ometria_custom_events
+    contacts_push                  sensor push_after_backfill, once after each run that synced
+        contact_subscription_stats -> ometria_contact_fields       raw records without the push
+                                   (a UI backfill of ordergroove_raw_records)
     health_checks                  every 15 minutes: the checks that must speak even when the
                                    runs they watch fail (push backlog, refused contacts, webhook
                                    events left unprocessed, freshness of the hour's records and
@@ -125,6 +128,39 @@ def webhook_events_sensor(
     return dg.SensorResult(
         run_requests=[batch_run_request(batch) for batch in batches],
         cursor=str(max(batches)),
+    )
+
+
+# A UI backfill of ordergroove_raw_records is one run (single-run policy) of the raw asset alone;
+# without this, its contacts would reach Ometria only with the next hourly run.
+contacts_push_job = dg.define_asset_job(
+    "contacts_push",
+    selection=[contact_subscription_stats, ometria_contact_fields],
+    description="The stats and the push after a run that synced raw records without them.",
+    executor_def=dg.in_process_executor,
+)
+
+STATS_KEY = dg.AssetKey("contact_subscription_stats")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="push_after_backfill",
+    request_job=contacts_push_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="After a run that synced Ordergroove records but not the contacts (a backfill "
+    "launched from the UI), runs the stats and the push once.",
+)
+def push_after_backfill(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    selected = run.asset_selection or set()
+    if dg.AssetKey(RAW_RECORDS) not in selected or STATS_KEY in selected:
+        return dg.SkipReason(f"run {run.run_id} needs no follow-up push")
+    # Keyed by the run: however often this run is seen, one follow-up.
+    return dg.RunRequest(
+        run_key=f"push-after-{run.run_id}",
+        tags={"og-pipeline/after-run": run.run_id},
     )
 
 

@@ -322,6 +322,10 @@ def _start_dagster(
     processes.append(spawn([sys.executable, "-m", *command], plan.env, plan.root))
     wait_until_up(f"http://{host}:{port}/server_info", "the Dagster UI", processes, 180)
     click.echo(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops everything)")
+    click.echo(
+        "Runs log here at INFO (dagster.yaml, python_logs); every event of a run is in the UI "
+        f"(Runs), its raw output in {plan.state / 'dagster' / 'compute_logs'}"
+    )
 
 
 def _supervise(plan: _Plan, processes: list[subprocess.Popen]) -> None:

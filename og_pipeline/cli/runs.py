@@ -89,7 +89,8 @@ def run_job(
     from og_pipeline.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    # The console at INFO: dagster.yaml's python_log_level (the same for daemon-launched runs).
+    config = run_config or {}
     run_id = make_new_run_id()
     storage = instance.event_log_storage
     # The lock before the run exists, until its slots are freed: see og_pipeline.pools.
