@@ -12,6 +12,12 @@ OMETRIA_API_URL = "https://api.ometria.com"
 ORDERGROOVE_TIMEZONE = "America/Chicago"
 SYNC_OVERLAP_MINUTES = 5
 SYNC_MAX_REJECTED_SHARE = 0.01
+# Ordergroove's documented limit: 6,000 requests per minute per IP, shared by every walk.
+ORDERGROOVE_REQUESTS_PER_MINUTE = 6000.0
+# A long range is walked in windows of this many days (Ordergroove suggests month windows for a
+# large initial load); a page slower than SYNC_SLOW_PAGE_SECONDS halves the rest of that walk's.
+SYNC_WINDOW_DAYS = 31
+SYNC_SLOW_PAGE_SECONDS = 20.0
 # Ometria's documented limit of push requests per second.
 OMETRIA_REQUESTS_PER_SECOND = 8.0
 WEBHOOK_RETENTION_DAYS = 30

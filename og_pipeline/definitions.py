@@ -66,6 +66,9 @@ def defs() -> dg.Definitions:
                 timezone=settings.ordergroove_timezone,
                 overlap_minutes=settings.sync_overlap_minutes,
                 max_rejected_share=settings.sync_max_rejected_share,
+                requests_per_minute=settings.ordergroove_requests_per_minute,
+                window_days=settings.sync_window_days,
+                slow_page_seconds=settings.sync_slow_page_seconds,
             ),
             "webhook_staging": WebhookStagingResource(
                 retention_days=settings.webhook_retention_days

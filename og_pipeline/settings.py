@@ -50,6 +50,16 @@ class Settings(BaseModel):
     sync_max_rejected_share: float = Field(
         defaults.SYNC_MAX_REJECTED_SHARE, ge=0, le=1, alias="OG_SYNC_MAX_REJECTED_SHARE"
     )
+    ordergroove_requests_per_minute: float = Field(
+        defaults.ORDERGROOVE_REQUESTS_PER_MINUTE,
+        gt=0,
+        le=60_000,
+        alias="OG_ORDERGROOVE_REQUESTS_PER_MINUTE",
+    )
+    sync_window_days: int = Field(defaults.SYNC_WINDOW_DAYS, ge=1, alias="OG_SYNC_WINDOW_DAYS")
+    sync_slow_page_seconds: float = Field(
+        defaults.SYNC_SLOW_PAGE_SECONDS, gt=0, alias="OG_SYNC_SLOW_PAGE_SECONDS"
+    )
     ometria_requests_per_second: float = Field(
         defaults.OMETRIA_REQUESTS_PER_SECOND, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND"
     )

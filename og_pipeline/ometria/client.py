@@ -33,10 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -52,6 +48,7 @@ from og_pipeline.http_common import (
     APIError,
     BoundedRetry,
     Counters,
+    RateLimiter,
     SessionClient,
     redact,
 )
@@ -102,52 +99,6 @@ class OmetriaStats(Counters):
     retries: int = 0
     rejected: int = 0
     throttled: int = 0
-
-
-class RateLimiter:
-    """Sliding-window limiter: at most ``capacity`` acquisitions in any ``window`` seconds.
-
-    A token bucket would allow a refill-boundary burst that a server counting per 1-s window
-    sees as over the limit; a log of the last ``capacity`` start times cannot. Each caller
-    reserves the earliest free slot under the lock and sleeps outside it, so threads queue in
-    order and nobody holds the lock while waiting. ``margin`` pads the window so that network
-    jitter between our clock and the server's arrival times cannot squeeze two windows' worth
-    of requests into one of the server's.
-    """
-
-    def __init__(
-        self,
-        requests_per_second: float,
-        *,
-        margin: float = 0.05,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if requests_per_second <= 0:
-            raise ValueError("requests_per_second must be positive")
-        if requests_per_second >= 1:
-            # "8/s" means no 1-s window holds more than 8; a fractional rate rounds down.
-            self.capacity, window = int(requests_per_second), 1.0
-        else:
-            self.capacity, window = 1, 1.0 / requests_per_second
-        self.window = window + margin
-        self._clock = clock
-        self._sleep = sleep
-        self._starts: deque[float] = deque(maxlen=self.capacity)
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until a request may start; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            slot = now
-            if len(self._starts) == self.capacity:
-                slot = max(now, self._starts[0] + self.window)
-            self._starts.append(slot)  # evicts the oldest: it is now outside the window
-        wait = slot - now
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 class OmetriaClient(SessionClient):

@@ -22,7 +22,6 @@ from og_pipeline.ordergroove.sync import sync_window
 from og_pipeline.pools import ORDERGROOVE_POOL
 from og_pipeline.resources import OWNERS, PostgresResource
 
-PROGRESS_EVERY = 50_000  # records written between progress lines in the run's log
 RAW_RECORDS = "ordergroove_raw_records"
 READABLE_CHECK = "records_readable"
 
@@ -76,20 +75,6 @@ def ordergroove_raw_records(
     window = context.partition_time_window
     context.log.info("syncing Ordergroove records updated from %s to %s", window.start, window.end)
 
-    written = {"records": 0, "logged": 0}
-
-    def progress(resource: str, counts: UpsertCounts) -> None:
-        # A line per 50,000 records: a year's backfill shows it moving; an hour logs nothing.
-        written["records"] += counts.received
-        if written["records"] - written["logged"] >= PROGRESS_EVERY:
-            written["logged"] = written["records"]
-            context.log.info(
-                "%s: %d records written so far (%d pages fetched)",
-                resource,
-                written["records"],
-                client.stats.pages,
-            )
-
     with ordergroove.client() as client:
         report = sync_window(
             client,
@@ -97,7 +82,10 @@ def ordergroove_raw_records(
             window.start,
             window.end,
             overlap=timedelta(minutes=ordergroove.overlap_minutes),
-            on_page=progress,
+            # A line every few seconds while the walks go: a year's first sync shows it moving.
+            on_progress=lambda walks: context.log.info("walks: " + "; ".join(walks.lines())),
+            window=timedelta(days=ordergroove.window_days),
+            slow_page_seconds=ordergroove.slow_page_seconds,
         )
         stats = client.stats
     context.log.info(

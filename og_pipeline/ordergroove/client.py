@@ -27,6 +27,7 @@ Flow of a sync walk::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from og_pipeline.http_common import (
     APIError,
     BoundedRetry,
     Counters,
+    RateLimiter,
     SessionClient,
     redact,
 )
@@ -146,8 +148,9 @@ def og_window_params(
 
 
 class OrdergrooveClient(SessionClient):
-    """Sequential, streaming client for the Ordergroove REST API. Not meant to be shared
-    between threads: Ordergroove asks for one cursor per object type at a time anyway."""
+    """Streaming client for the Ordergroove REST API, one cursor at a time. Not shared between
+    threads: concurrent walks (one per object type, as Ordergroove allows) each take a
+    ``sibling()``, which shares the stats and the request limiter and has a session of its own."""
 
     def __init__(
         self,
@@ -164,6 +167,8 @@ class OrdergrooveClient(SessionClient):
         max_retry_after: int = DEFAULT_MAX_RETRY_AFTER,
         zone: str = DEFAULT_ZONE,
         session: requests.Session | None = None,
+        limiter: RateLimiter | None = None,
+        stats: OrdergrooveStats | None = None,
     ) -> None:
         if not api_key:
             raise OrdergrooveAuthError(f"{API_KEY_VARIABLE} is empty: set the Ordergroove API key")
@@ -175,7 +180,22 @@ class OrdergrooveClient(SessionClient):
         self.timeout = (connect_timeout, read_timeout)
         self.zone = zone
         self.max_retries = max_retries
-        self.stats = OrdergrooveStats()
+        self.stats = stats if stats is not None else OrdergrooveStats()
+        # Shared by every walk of a sync: Ordergroove's limit is per IP, not per cursor.
+        self.limiter = limiter
+        # Seconds the last request took on the wire (the limiter's wait not included).
+        self.last_request_seconds = 0.0
+        self._options = {
+            "page_size": page_size,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "max_retries": max_retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+            "backoff_jitter": backoff_jitter,
+            "max_retry_after": max_retry_after,
+            "zone": zone,
+        }
         self._api_key = api_key
         base = urlsplit(self.base_url)
         self._origin = (base.scheme, base.netloc)
@@ -211,6 +231,16 @@ class OrdergrooveClient(SessionClient):
         )
 
     # -- public API --------------------------------------------------------------------------
+
+    def sibling(self) -> OrdergrooveClient:
+        """A client for another thread: same settings, stats and limiter; its own session."""
+        return OrdergrooveClient(
+            self.base_url,
+            self._api_key,
+            limiter=self.limiter,
+            stats=self.stats,
+            **self._options,  # type: ignore[arg-type]
+        )
 
     def iter_pages(
         self, resource: str, params: Mapping[str, Any] | None = None
@@ -295,8 +325,12 @@ class OrdergrooveClient(SessionClient):
         retry: Retry = self._retry
         self.stats.add(requests=1)  # later attempts are counted by _on_retry
         while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            sent = time.monotonic()
             try:
                 response = self._session.get(url, params=params, timeout=self.timeout)
+                self.last_request_seconds = time.monotonic() - sent
                 break
             except requests.RequestException as exc:
                 attempts = 1 + self.stats.retries - retries_before

@@ -1,12 +1,17 @@
 """One sync of a time window: a cursor walk per object type, upserted in batches of pages.
 
-    for resource in customers, subscriptions, orders, items:      # sequential: one cursor at a time
-        this process:   client.iter_updated(resource, start, end) -> ~1,000 records -> bounded queue
-        writer process: parse, upsert, set aside, commit          # one batch at a time, in order
+    customers | subscriptions | orders | items     # at once, a thread and a cursor each (walks)
+        -> ~1,000 records -> bounded queue -> this thread -> writer process: parse, upsert, commit
+    then: customers that subscriptions name and og.customers lacks, fetched by id
 
-The walk never waits for the writing of earlier pages, and the writing does not compete with it
-for the interpreter (see ``writer``). Batches are written in the order walked, so orders are
-stored before their items.
+The walks never wait for the writing of earlier pages, and the writing does not compete with them
+for the interpreter (see ``writer``). An item may be stored before its order: its customer is
+marked for the stats by the order's own upsert (a line's change bumps its order's ``updated``, so
+the order is in the same window).
+
+A range longer than ``RESUMABLE_AFTER`` (a first sync, a long backfill) records after each
+window how far each walk is (og.sync_checkpoints); a rerun of the same range starts each walk
+there, and the checkpoints go when the sync ends.
 
 The window is the partition's (an hour, or a whole backfill range as one walk) widened by a small
 overlap before its start, since Ordergroove's clock and zone are not ours; upserts make re-reading
@@ -27,12 +32,12 @@ from og_pipeline.db.connection import connect
 from og_pipeline.ordergroove.client import OrdergrooveClient
 from og_pipeline.ordergroove.load import UpsertCounts, store
 from og_pipeline.ordergroove.records import ParseContext
+from og_pipeline.ordergroove.walks import Progress, WalkProgress, run_walks
 from og_pipeline.ordergroove.writer import BatchWriter
 
-# Items come after orders: a line's customer is found through its order.
 RESOURCES = ("customers", "subscriptions", "orders", "items")
-# Records per statement and commit: pages of 100 are too small a unit of work for Postgres.
-WRITE_BATCH = 1000
+# A range longer than this keeps checkpoints: a rerun of it resumes instead of starting over.
+RESUMABLE_AFTER = timedelta(days=7)
 
 
 @dataclass
@@ -43,6 +48,9 @@ class SyncReport:
     pages: dict[str, int] = field(default_factory=dict)
     customers_looked_up: int = 0
     customers_not_found: int = 0
+    # Walks a rerun started from a checkpoint, and from where.
+    resumed: dict[str, datetime] = field(default_factory=dict)
+    windows_halved: int = 0
 
     @property
     def records(self) -> int:
@@ -70,6 +78,8 @@ class SyncReport:
             flat[f"{resource}_pages"] = self.pages.get(resource, 0)
         flat["customers_looked_up"] = self.customers_looked_up
         flat["customers_not_found"] = self.customers_not_found
+        flat["walks_resumed"] = len(self.resumed)
+        flat["windows_halved"] = self.windows_halved
         return flat
 
 
@@ -82,34 +92,69 @@ def sync_window(
     overlap: timedelta = timedelta(minutes=5),
     resources: tuple[str, ...] = RESOURCES,
     on_page: Callable[[str, UpsertCounts], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    window: timedelta = timedelta(days=31),
+    slow_page_seconds: float = 20.0,
 ) -> SyncReport:
     """Walk and upsert every record updated in ``[start - overlap, end)``."""
     # The API's filter is inclusive at both ends and has whole seconds.
     window_start, window_end = start - overlap, end - timedelta(seconds=1)
     report = SyncReport(start=window_start, end=window_end)
+    resumable = end - start > RESUMABLE_AFTER
+    done: dict[str, datetime] = {}
+    if resumable:
+        with connect(database_url) as conn:
+            done = _checkpoints(conn, window_start, window_end)
+    plans = [
+        WalkProgress(resource, window_start, window_end, done.get(resource, window_start))
+        for resource in resources
+    ]
+    report.resumed = {r: t for r, t in done.items() if t > window_start}
     writer = BatchWriter(database_url, client.zone, on_page)
     report.counts = writer.counts
+
+    def handle(item: tuple[Any, ...]) -> None:
+        kind, resource = item[0], item[1]
+        if kind == "write":
+            writer.submit(resource, item[2], item[3])
+        elif kind == "done_until" and resumable:
+            writer.checkpoint(resource, window_start, window_end, item[2] + timedelta(seconds=1))
+        elif kind == "end":
+            writer.end_of(resource)
+
     with writer:
         for resource in resources:
             writer.counts.setdefault(resource, UpsertCounts())
-            report.pages[resource] = 0
-            pending: list[Any] = []
-            fetched_at = datetime.now(UTC)
-            for page in client.iter_updated(resource, window_start, window_end):
-                if not pending:
-                    fetched_at = datetime.now(UTC)
-                pending.extend(page)
-                report.pages[resource] += 1
-                if len(pending) >= WRITE_BATCH:
-                    writer.submit(resource, pending, fetched_at)
-                    pending = []
-            if pending:
-                writer.submit(resource, pending, fetched_at)
-            writer.end_of(resource)
-    if "customers" in resources:
-        with connect(database_url) as conn:
+        progress = run_walks(
+            client,
+            [plan for plan in plans if plan.done_until <= window_end],
+            window=window,
+            slow_page_seconds=slow_page_seconds,
+            handle=handle,
+            on_progress=on_progress,
+        )
+    for plan in plans:
+        report.pages[plan.resource] = plan.pages
+    report.windows_halved = sum(w.windows_halved for w in progress.walks.values())
+    with connect(database_url) as conn:
+        if "customers" in resources:
             _fetch_missing_customers(client, conn, report)
+        if resumable:
+            conn.execute(
+                "DELETE FROM og.sync_checkpoints WHERE range_start = %s AND range_end = %s",
+                (window_start, window_end),
+            )
+            conn.commit()
     return report
+
+
+def _checkpoints(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, datetime]:
+    rows = conn.execute(
+        "SELECT resource, done_until FROM og.sync_checkpoints "
+        "WHERE range_start = %s AND range_end = %s",
+        (start, end),
+    ).fetchall()
+    return {resource: done_until for resource, done_until in rows}
 
 
 # Customers that subscriptions name and og.customers lacks: the customers walk brings only those

@@ -101,6 +101,16 @@ class BatchWriter:
         """The walk of ``resource`` is over (its table may be analysed now)."""
         self._put(("end", resource, b"", 0.0))
 
+    def checkpoint(
+        self, resource: str, range_start: datetime, range_end: datetime, done_until: datetime
+    ) -> None:
+        """Record, after every batch submitted before it is committed, that ``resource``'s walk
+        of the range is done up to ``done_until`` (og.sync_checkpoints)."""
+        payload = orjson.dumps(
+            [range_start.isoformat(), range_end.isoformat(), done_until.isoformat()]
+        )
+        self._put(("checkpoint", resource, payload, 0.0))
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
@@ -214,6 +224,10 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
                 if action == "end":
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
+                if action == "checkpoint":
+                    save_checkpoint(conn, resource, *orjson.loads(payload))
+                    conn.commit()
+                    continue
                 records = orjson.loads(payload) if isinstance(payload, bytes) else payload
                 context = ParseContext(
                     zone,
@@ -239,6 +253,20 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
         results.cancel_join_thread()  # nobody reads the results any more; the rollback is the point
     except BaseException as exc:  # noqa: BLE001 - reported to the walk, which raises it
         results.put(("error", safe_reason(exc)))
+
+
+_CHECKPOINT = """
+INSERT INTO og.sync_checkpoints (range_start, range_end, resource, done_until)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (range_start, range_end, resource)
+DO UPDATE SET done_until = EXCLUDED.done_until, updated_at = now()
+"""
+
+
+def save_checkpoint(
+    conn: psycopg.Connection, resource: str, range_start: str, range_end: str, done_until: str
+) -> None:
+    conn.execute(_CHECKPOINT, (range_start, range_end, resource, done_until))
 
 
 def _analyze_if_grown(conn: psycopg.Connection, table: str, inserted: int) -> None:

@@ -99,3 +99,35 @@ class FaultInjector:
             if len(self.decisions) > 10_000:
                 del self.decisions[:5_000]
             return decision
+
+
+class CursorGuard:
+    """Ordergroove's rule for paginating clients, enforced (the docs state it; the sandbox is
+    stricter than a real server may be): never two requests over one object type's list at once
+    (409), and at most ``max_total`` list requests in flight in all (429). It also keeps the most
+    seen in flight at once, in all and per object type, for the tests."""
+
+    def __init__(self, max_total: int = 5) -> None:
+        self.max_total = max_total
+        self._lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self.most_at_once = 0
+        self.refused = 0
+
+    def enter(self, resource: str) -> int | None:
+        """Count a request in; the status to refuse it with, or None (then ``leave`` it)."""
+        with self._lock:
+            total = sum(self._inflight.values())
+            if self._inflight.get(resource, 0) >= 1:
+                self.refused += 1
+                return 409
+            if total >= self.max_total:
+                self.refused += 1
+                return 429
+            self._inflight[resource] = 1
+            self.most_at_once = max(self.most_at_once, total + 1)
+            return None
+
+    def leave(self, resource: str) -> None:
+        with self._lock:
+            self._inflight[resource] = 0

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from . import render
 from .clock import parse_day, parse_local
-from .faults import FaultInjector
+from .faults import CursorGuard, FaultInjector
 from .merchant import Merchant
 from .pagination import Cursor, Match, cursor_page, number_page
 from .sortedkeys import SortedKeys, key_row, make_key
@@ -251,7 +251,11 @@ def _link(request: Request, param: str, value: str | None) -> str | None:
 
 
 def ordergroove_routes(
-    m: Merchant, injector: FaultInjector, keys: set[str], limited_keys: set[str]
+    m: Merchant,
+    injector: FaultInjector,
+    keys: set[str],
+    limited_keys: set[str],
+    cursors: CursorGuard | None = None,
 ) -> list[Route]:
     async def guard(request: Request) -> Response | None:
         faulted = await apply_faults(injector)
@@ -272,10 +276,23 @@ def ordergroove_routes(
 
     def list_endpoint(build: Callable[[Merchant, Any], Query]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
-            refused = await guard(request)
-            if refused is not None:
-                return refused
-            return serve_list(m, request, build)
+            resource = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+            busy = cursors.enter(resource) if cursors is not None else None
+            if busy is not None:
+                detail = (
+                    f"another request over {resource} is in progress: one cursor per object type"
+                    if busy == 409
+                    else "too many paginating requests at once (at most 5)"
+                )
+                return JSONResponse({"detail": detail}, status_code=busy)
+            try:
+                refused = await guard(request)
+                if refused is not None:
+                    return refused
+                return serve_list(m, request, build)
+            finally:
+                if cursors is not None:
+                    cursors.leave(resource)
 
         return endpoint
 

@@ -42,6 +42,7 @@ def build_app(state: SandboxState) -> Starlette:
         state.faults["ordergroove"],
         {state.keys["ordergroove"]},
         {state.keys["ordergroove_limited"]},
+        state.cursors,
     )
     return Starlette(
         routes=[

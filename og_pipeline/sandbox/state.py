@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .columns import MerchantSpec
-from .faults import FaultInjector
+from .faults import CursorGuard, FaultInjector
 from .merchant import Merchant
 from .ometria import DEFAULT_CONTACT_FIELDS, DEFAULT_EVENT_TYPES, OmetriaState
 
@@ -31,6 +31,8 @@ class SandboxState:
     faults: dict[str, FaultInjector] = field(
         default_factory=lambda: {api: FaultInjector() for api in APIS}
     )
+    # Ordergroove's paginating rule (one cursor per object type, five at most), enforced.
+    cursors: CursorGuard = field(default_factory=CursorGuard)
     sink: list[dict[str, Any]] = field(default_factory=list)
     sink_lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -168,6 +168,7 @@ class _Ordergroove:
     """What sync_window uses of the client: pages per resource, and customers by id."""
 
     zone = ZONE
+    last_request_seconds = 0.0
 
     def __init__(
         self, pages: dict[str, list[list[dict[str, Any]]]], customers: dict[str, dict[str, Any]]
@@ -175,6 +176,12 @@ class _Ordergroove:
         self.pages = pages
         self.customers = customers
         self.asked: list[str] = []
+
+    def sibling(self) -> _Ordergroove:
+        return self  # each walk's client: this one serves them all
+
+    def close(self) -> None:
+        pass
 
     def iter_updated(
         self, resource: str, start: datetime, end: datetime
