@@ -16,12 +16,15 @@ from og_pipeline.alerts import ALERT_SENSORS, AlertsResource
 from og_pipeline.contacts.assets import contact_subscription_stats
 from og_pipeline.jobs import (
     HEALTH_CHECKS,
+    contacts_push_job,
     health_checks_job,
     health_checks_schedule,
     ordergroove_daily_products,
     ordergroove_hourly_sync,
     ordergroove_products_job,
+    ordergroove_raw_job,
     ordergroove_sync_job,
+    push_after_backfill,
     webhook_events_job,
     webhook_events_sensor,
 )
@@ -52,12 +55,14 @@ def defs() -> dg.Definitions:
         asset_checks=HEALTH_CHECKS,
         jobs=[
             health_checks_job,
+            contacts_push_job,
             ordergroove_sync_job,
+            ordergroove_raw_job,
             ordergroove_products_job,
             webhook_events_job,
         ],
         schedules=[health_checks_schedule, ordergroove_hourly_sync, ordergroove_daily_products],
-        sensors=[webhook_events_sensor, *ALERT_SENSORS],
+        sensors=[webhook_events_sensor, push_after_backfill, *ALERT_SENSORS],
         resources={
             "postgres": PostgresResource(database_url=dg.EnvVar("OG_DATABASE_URL")),
             "ordergroove": OrdergrooveResource(

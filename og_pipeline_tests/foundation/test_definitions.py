@@ -51,8 +51,16 @@ def test_definitions_load_with_assets_in_their_groups_and_automation_on() -> Non
     assert schedule.cron_schedule == "5 * * * *"
     products = definitions.resolve_schedule_def("ordergroove_products_refresh_schedule")
     assert products.default_status == dg.DefaultScheduleStatus.RUNNING
-    sensor = definitions.resolve_sensor_def("webhook_events_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in (
+        "webhook_events_sensor",
+        "push_after_backfill",
+        "alert_on_run_failure",
+        "alert_recovery_on_run_success",
+        "alert_conditions",
+    ):
+        assert definitions.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    for job in ("ordergroove_sync", "ordergroove_raw_sync", "contacts_push", "health_checks"):
+        assert definitions.resolve_job_def(job).name == job
 
 
 def test_dagster_definitions_validate_passes_with_the_project_instance(

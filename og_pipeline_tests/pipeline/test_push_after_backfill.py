@@ -9,6 +9,7 @@ from datetime import timedelta
 import dagster as dg
 
 from og_pipeline.jobs import push_after_backfill
+from og_pipeline.run_tags import PUSH_BY_COMMAND, PUSH_TAG
 from og_pipeline_tests.pipeline.conftest import (
     NOW,
     PARTITION_FORMAT,
@@ -77,3 +78,30 @@ def test_a_run_that_pushed_already_needs_no_follow_up(pipeline: Pipeline) -> Non
     hourly = pipeline.sync(START, NOW)
     assert hourly.success
     assert isinstance(_evaluate(pipeline, hourly), dg.SkipReason)
+
+
+def _raw_job_run(pipeline: Pipeline, **tags: str) -> dg.ExecuteInProcessResult:
+    from og_pipeline.definitions import defs
+
+    return (
+        defs()
+        .resolve_job_def("ordergroove_raw_sync")
+        .execute_in_process(
+            instance=pipeline.instance,
+            tags={
+                "dagster/asset_partition_range_start": START.strftime(PARTITION_FORMAT),
+                "dagster/asset_partition_range_end": START.strftime(PARTITION_FORMAT),
+                **tags,
+            },
+        )
+    )
+
+
+def test_a_backfill_of_the_raw_job_is_followed_but_a_command_run_pushes_itself(
+    pipeline: Pipeline,
+) -> None:
+    ui = _raw_job_run(pipeline)
+    assert isinstance(_evaluate(pipeline, ui), dg.RunRequest)
+    # `og-pipeline sync` over a long range runs the raw job, then its own push.
+    command = _raw_job_run(pipeline, **{PUSH_TAG: PUSH_BY_COMMAND})
+    assert isinstance(_evaluate(pipeline, command), dg.SkipReason)
