@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 
 from og_pipeline.cli.processes import spawn, stop, wait_until_up
+from og_pipeline.cli.run_report import RunReporter
 from og_pipeline.cli.runs import instance_on
 from og_pipeline.runtime import (
     Databases,
@@ -45,6 +46,8 @@ SANDBOX_WEBHOOK_KEY = "sandbox-webhook-key"
 BACKFILL_MARKER = "dev-backfill.done"
 # The backfill's output, kept (it also goes to the console) for when it fails or hangs.
 BACKFILL_LOG = "dev-backfill.log"
+# How often the console says which runs started and ended.
+RUN_REPORT_SECONDS = 3.0
 
 
 def _dev_sandbox_spec(state: Path, start_date: date | None) -> dict[str, str | int]:
@@ -201,7 +204,8 @@ def dev(
                 plan, host, sandbox_port, receiver, webhook_rate, bad_record_rate, processes
             )
         _start_dagster(plan, databases, host, port, processes)
-        _supervise(plan, processes)
+        with instance_on(plan.root, plan.state, databases) as instance:
+            _supervise(plan, processes, RunReporter(instance, f"http://{host}:{port}"))
     except KeyboardInterrupt:
         click.echo("stopping...")
     finally:
@@ -328,15 +332,21 @@ def _start_dagster(
     )
 
 
-def _supervise(plan: _Plan, processes: list[subprocess.Popen]) -> None:
-    """The first start's backfill, then wait: any child that exits stops them all."""
+def _supervise(plan: _Plan, processes: list[subprocess.Popen], runs: RunReporter) -> None:
+    """The first start's backfill, then wait, saying each run's start and end: any child that
+    exits stops them all."""
     backfill = _start_first_backfill(plan.state, plan.env, plan.root)
     if backfill is not None:
         processes.append(backfill)
+    next_report = 0.0
     while all(proc.poll() is None for proc in processes if proc is not backfill):
         if backfill is not None and backfill.poll() is not None:
             _finish_first_backfill(plan.state, backfill)
             processes.remove(backfill)
             backfill = None
+        if time.monotonic() >= next_report:
+            next_report = time.monotonic() + RUN_REPORT_SECONDS
+            for line in runs.poll():
+                click.echo(line)
         time.sleep(1)
     raise click.ClickException("a process of og-pipeline dev exited; stopping the others")

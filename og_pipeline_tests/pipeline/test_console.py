@@ -50,3 +50,23 @@ def test_a_run_without_logger_config_logs_info_and_above_to_its_console(
     assert "syncing Ordergroove records updated from" in printed, "the assets' own summaries"
     assert result.run_id in printed and "pushed " in printed, "the run's id and its summary"
     assert " - DEBUG - " not in printed
+
+
+def test_dev_says_each_run_once_when_it_ends_with_its_summary_or_where_its_logs_are(
+    pipeline: Pipeline,
+) -> None:
+    from og_pipeline.cli.run_report import RunReporter
+
+    reporter = RunReporter(pipeline.instance, "http://127.0.0.1:3000")
+    ok = pipeline.sync(START, START + timedelta(hours=2))
+    pipeline.use_keys(ordergroove="a-wrong-key")
+    failed = pipeline.sync(START, START + timedelta(hours=2))
+
+    lines = reporter.poll()
+
+    assert reporter.poll() == [], "each change is said once"
+    (done,) = [line for line in lines if ok.run_id[:8] in line]
+    assert "ordergroove_sync succeeded in " in done and "contacts_pushed " in done
+    (broke,) = [line for line in lines if failed.run_id[:8] in line]
+    assert "ordergroove_sync failed in " in broke
+    assert broke.endswith(f"its logs: http://127.0.0.1:3000/runs/{failed.run_id}")
