@@ -13,17 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-from psycopg import sql
 
-from og_pipeline.db.connection import connect, ensure_database
-from og_pipeline.db.urls import for_dagster, with_database
 from og_pipeline.pools import ORDERGROOVE_POOL
 from og_pipeline.sandbox import FaultSpec, MerchantSpec, SandboxServer
 from og_pipeline_tests.pipeline.conftest import NOW, START
@@ -41,29 +37,6 @@ def sandbox() -> Iterator[SandboxServer]:
         MerchantSpec(subscriptions=400, seed=5, start=START, now=NOW), port=0
     ) as server:
         yield server
-
-
-@pytest.fixture
-def dagster_url(pg_server_url: str) -> Iterator[str]:
-    """A Dagster database of this test's own: slots held here cannot leak into other tests."""
-    name = "og_test_crash_" + uuid.uuid4().hex[:10]
-    ensure_database(pg_server_url, name)
-    yield for_dagster(with_database(pg_server_url, name))
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-@pytest.fixture
-def instance(dagster_url: str) -> Iterator[Any]:
-    with dg.instance_for_test(
-        overrides={
-            "storage": {"postgres": {"postgres_url": dagster_url}},
-            "concurrency": {"pools": {"default_limit": 1}},
-        }
-    ) as inst:
-        yield inst
 
 
 @pytest.fixture

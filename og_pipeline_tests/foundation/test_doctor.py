@@ -24,19 +24,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import dagster as dg
 import pytest
 import uvicorn
-from psycopg import sql
 
 from og_pipeline.db.connection import connect, ensure_database
 from og_pipeline.db.migrate import available
-from og_pipeline.db.urls import database_name, for_dagster, with_database
+from og_pipeline.db.urls import database_name, with_database
 from og_pipeline.pools import OMETRIA_POOL, ORDERGROOVE_POOL, POOLS, ensure_pools
 from og_pipeline.runtime import open_databases
 from og_pipeline.sandbox import OG_LIMITED_KEY, MerchantSpec, SandboxServer
 from og_pipeline.settings import load_settings
 from og_pipeline.webhooks.receiver import create_app
+from og_pipeline_tests.foundation.conftest import drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCTOR = "from og_pipeline.cli.doctor import doctor; doctor(prog_name='og-pipeline doctor')"
@@ -151,34 +150,6 @@ def sandbox() -> Iterator[SandboxServer]:
         MerchantSpec(subscriptions=40, seed=3, start=START, now=NOW), port=0
     ) as server:
         yield server
-
-
-@pytest.fixture
-def dagster_url(pg_server_url: str) -> Iterator[str]:
-    """A Dagster database of this test's own (no tables yet): its slots are the test's alone."""
-    name = "og_test_doctor_" + uuid.uuid4().hex[:10]
-    ensure_database(pg_server_url, name)
-    yield for_dagster(with_database(pg_server_url, name))
-    _drop(pg_server_url, name)
-
-
-def _drop(pg_server_url: str, name: str) -> None:
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-@pytest.fixture
-def instance(dagster_url: str) -> Iterator[Any]:
-    """Dagster's tables in the test's database (created on opening), and no pools yet."""
-    with dg.instance_for_test(
-        overrides={
-            "storage": {"postgres": {"postgres_url": dagster_url}},
-            "concurrency": {"pools": {"default_limit": 1}},
-        }
-    ) as inst:
-        yield inst
 
 
 @pytest.fixture
@@ -503,7 +474,7 @@ def test_before_the_first_command_nothing_is_created_only_reported(
         with connect(with_database(pg_server_url, dagster_name)) as conn:
             assert conn.execute("SELECT to_regclass('runs')").fetchone() == (None,)
     finally:
-        _drop(pg_server_url, dagster_name)
+        drop_database(pg_server_url, dagster_name)
 
     # No OG_DATABASE_URL and no embedded data yet (a fresh checkout): no server is initialised.
     home = tmp_path / "fresh-home"

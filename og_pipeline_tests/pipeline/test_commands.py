@@ -34,6 +34,15 @@ def _og(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _summary(stdout: str) -> dict[str, str]:
+    """The "  key: value" lines a command prints after its runs."""
+    return dict(
+        line.strip().split(": ", 1)
+        for line in stdout.splitlines()
+        if line.startswith("  ") and ": " in line
+    )
+
+
 @pytest.fixture
 def sandbox() -> SandboxServer:
     with SandboxServer(
@@ -69,11 +78,7 @@ def test_sync_prints_a_summary_and_pushes_the_range(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "syncing 72 hours" in result.stdout
-    summary = dict(
-        line.strip().split(": ", 1)
-        for line in result.stdout.splitlines()
-        if line.startswith("  ") and ": " in line
-    )
+    summary = _summary(result.stdout)
     truth = sandbox.merchant.ground_truth()
     assert int(summary["contacts_pushed"]) == sum(1 for t in truth.values() if t["email"])
     assert int(summary["records_fetched"]) > 0 and summary["contacts_rejected"] == "0"
@@ -89,11 +94,7 @@ def test_sync_dry_run_prints_what_would_be_pushed_and_sends_nothing(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dry run: nothing sent to Ometria" in result.stdout
-    summary = dict(
-        line.strip().split(": ", 1)
-        for line in result.stdout.splitlines()
-        if line.startswith("  ") and ": " in line
-    )
+    summary = _summary(result.stdout)
     with_email = sum(1 for t in sandbox.merchant.ground_truth().values() if t["email"])
     assert int(summary["would_push"]) == int(summary["would_push_new_contact"]) == with_email
     assert "sample of 20 contacts that would be pushed:" in result.stdout

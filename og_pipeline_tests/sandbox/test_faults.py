@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from og_pipeline.sandbox import FaultSpec, SandboxServer
+from og_pipeline.sandbox.faults import FaultInjector
 
 from .conftest import V2
 
@@ -76,3 +77,32 @@ def test_slow_responses_still_answer(fresh_sandbox: SandboxServer) -> None:
     assert _statuses(fresh_sandbox, 2) == [200, 200]
     injector = fresh_sandbox.state.faults["ordergroove"]
     assert [d.delay for d in injector.decisions] == [0.05, 0.05]
+
+
+def test_requests_per_minute_sliding_window() -> None:
+    now = [1000.0]
+    injector = FaultInjector(FaultSpec(requests_per_minute=3), clock=lambda: now[0])
+    statuses = []
+    for at in (0.0, 10.0, 20.0, 30.0, 59.9, 60.0, 61.0, 70.0, 71.0):
+        now[0] = 1000.0 + at
+        statuses.append(injector.decide().status)
+    # Three let through in [0, 20]; 30 and 59.9 still see all three within 60 s; at 60.0 the
+    # first has left the window, at 70.0 the second, the refused ones never counted.
+    assert statuses == [None, None, None, 429, 429, None, 429, None, 429]
+    assert injector.limited == 4
+    now[0] = 1030.0
+    injector.set(FaultSpec(requests_per_minute=1))  # a new spec starts an empty window
+    assert injector.decide().status is None and injector.decide().status == 429
+
+
+def test_requests_per_minute_answers_429_with_retry_after(fresh_sandbox: SandboxServer) -> None:
+    fresh_sandbox.set_faults("ordergroove", FaultSpec(requests_per_minute=2))
+    session = requests.Session()
+    url = fresh_sandbox.ordergroove_url + "/products/"
+    responses = [session.get(url, headers=V2) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert 1 <= int(responses[2].headers["Retry-After"]) <= 60
+    # Ometria's own limit is not this one.
+    record = [{"@type": "contact", "id": "og-1", "email": "a@example.com"}]
+    push = requests.post(fresh_sandbox.ometria_url + "/v2/push", json=record, headers=OMETRIA)
+    assert push.status_code == 200
