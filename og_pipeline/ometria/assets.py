@@ -87,6 +87,7 @@ def ometria_contact_fields(
             field_ids=ometria.field_ids,
             collection=ometria.collection,
             run_id=context.run.run_id,
+            in_flight=ometria.pushes_in_flight,
             on_batch=lambda r: (
                 context.log.info("pushed %d contacts so far", r.pushed)
                 if r.batches % 20 == 0

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from og_pipeline import defaults
 from og_pipeline.ometria.client import OmetriaClient
-from og_pipeline.ometria.contacts import FieldIds
+from og_pipeline.ometria.contacts import PUSHES_IN_FLIGHT, FieldIds
 
 
 class OmetriaResource(dg.ConfigurableResource):
@@ -35,6 +35,14 @@ class OmetriaResource(dg.ConfigurableResource):
         description=(
             "Above this share of contacts refused by Ometria, rejected_contacts_share warns."
         ),
+    )
+
+    pushes_in_flight: int = Field(
+        default=PUSHES_IN_FLIGHT,
+        ge=1,
+        le=16,
+        description="Contact push requests on the wire at once, within requests_per_second: "
+        "a remote round trip then does not hold the push under Ometria's rate.",
     )
 
     def client(self) -> OmetriaClient:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -208,8 +210,24 @@ def _next(batches: Any, parent: int) -> Any:
                 raise _Orphaned from None
 
 
+def _watch_parent(parent: int) -> None:
+    """Exit the writer process as soon as the sync that started it is gone.
+
+    Checking between batches is not enough: a sync killed in the middle of putting a batch
+    leaves half a message in the queue's pipe, and the writer, reading it, would wait for the
+    rest for ever. This thread ends the process whatever the main thread is waiting on; the
+    server rolls back the open transaction when the connection drops.
+    """
+    while os.getppid() == parent:
+        time.sleep(_POLL)
+    os._exit(3)
+
+
 def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int) -> None:
     """The writer process: one connection, batches in order, a commit per batch."""
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="og-writer-watch", daemon=True
+    ).start()
     try:
         with connect(database_url) as conn:
             # A crash loses at most the last few commits, which the rerun of the unfinished

@@ -33,12 +33,19 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def ometria_routes(state: SandboxState) -> list[Route]:
     async def push(request: Request) -> Response:
-        faulted = await apply_faults(state.faults["ometria"])
-        if faulted is not None:
-            state.ometria.log_fault(faulted.status_code, request.headers.get("x-ometria-auth"))
-            return faulted
-        result = state.ometria.push(request.headers.get("x-ometria-auth"), await request.body())
-        return JSONResponse(result.body, status_code=result.status, headers=result.headers)
+        # One event loop: plain counters are safe between awaits.
+        state.pushes_in_flight += 1
+        state.most_pushes_in_flight = max(state.most_pushes_in_flight, state.pushes_in_flight)
+        try:
+            faulted = await apply_faults(state.faults["ometria"])
+            if faulted is not None:
+                state.ometria.log_fault(faulted.status_code, request.headers.get("x-ometria-auth"))
+                return faulted
+            body = await request.body()
+            result = state.ometria.push(request.headers.get("x-ometria-auth"), body)
+            return JSONResponse(result.body, status_code=result.status, headers=result.headers)
+        finally:
+            state.pushes_in_flight -= 1
 
     async def errors(request: Request) -> Response:
         faulted = await apply_faults(state.faults["ometria"])

@@ -33,6 +33,9 @@ class SandboxState:
     )
     # Ordergroove's paginating rule (one cursor per object type, five at most), enforced.
     cursors: CursorGuard = field(default_factory=CursorGuard)
+    # Push requests being answered now, and the most at once (for the tests).
+    pushes_in_flight: int = 0
+    most_pushes_in_flight: int = 0
     sink: list[dict[str, Any]] = field(default_factory=list)
     sink_lock: threading.Lock = field(default_factory=threading.Lock)
 
