@@ -3,7 +3,7 @@
 They span the folders (Ordergroove -> contacts -> Ometria, webhooks -> contacts -> Ometria), so
 they live here, above every folder, and no folder imports one downstream of it:
 
-    ordergroove_sync               hourly schedule (minute 5), and every backfill and `sync`
+    ordergroove_sync               hourly schedule (minute 5), `sync` up to a day, backfills
         ordergroove_raw_records -> contact_subscription_stats -> ometria_contact_fields
     ordergroove_raw_sync           `sync` over more than a day (then contacts_push), backfills
         ordergroove_raw_records
@@ -11,9 +11,8 @@ they live here, above every folder, and no folder imports one downstream of it:
     process_webhook_events         webhook sensor, one run per claimed batch of events
         ordergroove_webhook_events -> contact_subscription_stats -> ometria_contact_fields
                                    -> ometria_custom_events
-    contacts_push                  sensor push_after_backfill, once after each run that synced
-        contact_subscription_stats -> ometria_contact_fields       raw records without the push
-                                   (a UI backfill of ordergroove_raw_records)
+    contacts_push                  after `sync`'s raw run, and (sensor push_after_backfill) once
+        contact_subscription_stats -> ometria_contact_fields    after a raw-only backfill run
     health_checks                  every 15 minutes: the checks that must speak even when the
                                    runs they watch fail (push backlog, refused contacts, webhook
                                    events left unprocessed, freshness of the hour's records and
