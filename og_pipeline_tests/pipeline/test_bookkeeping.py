@@ -1,0 +1,56 @@
+"""Dagster's bookkeeping of a year-long range run stays small in the environment og-pipeline
+gives Dagster (og_pipeline.runtime.dagster_environment, the image's ENV, the chart's env): the
+run plans one event for its range, not one per hour (8,760 events took 108 s here), and the
+hours it materializes still show as materialized, partition by partition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from og_pipeline.db.connection import connect
+from og_pipeline.runtime import PLANNED_EVENTS_VARIABLE, Databases, dagster_environment
+from og_pipeline_tests.pipeline.conftest import PARTITION_FORMAT, START, Pipeline
+
+RAW = dg.AssetKey("ordergroove_raw_records")
+
+
+def test_a_year_long_range_run_plans_one_event_and_its_hours_show_materialized(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from og_pipeline.definitions import defs
+
+    env = dagster_environment(tmp_path, tmp_path, Databases(pipeline.db_url, "unused"))
+    assert env[PLANNED_EVENTS_VARIABLE] == "true"
+    pipeline.monkeypatch.setenv(PLANNED_EVENTS_VARIABLE, env[PLANNED_EVENTS_VARIABLE])
+    pipeline.monkeypatch.setenv("OG_SYNC_START_DATE", "2025-11-01")
+    year = ("2025-11-01-00:00", "2026-10-31-23:00")
+    job = defs().resolve_job_def("ordergroove_raw_sync")
+
+    planned_run = pipeline.instance.create_run_for_job(
+        job,
+        tags={
+            "dagster/asset_partition_range_start": year[0],
+            "dagster/asset_partition_range_end": year[1],
+        },
+    )
+    planned = pipeline.instance.get_records_for_run(
+        planned_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=10
+    ).records
+    assert len(planned) == 1, "one planned event for the range"
+
+    # A short range run in the same environment: its hours show as materialized.
+    hours = ("2026-11-01-00:00", "2026-11-01-05:00")
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        tags={
+            "dagster/asset_partition_range_start": hours[0],
+            "dagster/asset_partition_range_end": hours[1],
+        },
+    )
+    assert result.success
+    done = pipeline.instance.get_materialized_partitions(RAW)
+    assert {START.replace(hour=h).strftime(PARTITION_FORMAT) for h in range(6)} <= done
+    with connect(pipeline.db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM og.subscriptions").fetchone()[0] > 0
