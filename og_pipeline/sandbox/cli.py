@@ -99,6 +99,13 @@ def _parse_now(text: str) -> datetime:
     help="Ometria push requests per second per key.",
 )
 @click.option(
+    "--requests-per-minute",
+    default=None,
+    type=click.FloatRange(min=1),
+    help="Ordergroove's rate limit, enforced: over this many requests in any 60 s (sliding "
+    "window), 429 with Retry-After (Ordergroove allows 6,000 per IP). Default: no limit.",
+)
+@click.option(
     "--bad-record-rate",
     default=0.0,
     show_default=True,
@@ -129,6 +136,7 @@ def sandbox(
     slow_seconds: float,
     fault_seed: int,
     ometria_rate_limit: float,
+    requests_per_minute: float | None,
     bad_record_rate: float,
     webhook_url: str | None,
     webhook_rate: float,
@@ -150,6 +158,7 @@ def sandbox(
             seed=fault_seed,
             slow_rate=slow_rate,
             slow_seconds=slow_seconds,
+            requests_per_minute=requests_per_minute,
         ),
         # Ometria documents no 423; keep its injected statuses to what it really answers.
         "ometria": FaultSpec(

@@ -5,12 +5,21 @@ effect, so a faulted request changes nothing. A burst answers the next `count` r
 status; otherwise one RNG draw decides an error status (with `rate`) and a second a delay (with
 `slow_rate`). Both draws happen on every request, so the same seed always yields the same
 sequence of decisions however the outcomes interleave.
+
+`requests_per_minute` (None: no limit) is the API's own rate limit, checked before all of that:
+a request arriving when that many were let through in the last 60 s (a sliding window) is
+answered 429 with a Retry-After of the seconds until the oldest leaves the window; a refused
+request is not counted and draws nothing, so the seeded sequence of the others is unchanged.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +35,7 @@ class FaultSpec:
     seed: int = 0
     burst: tuple[int, int] | None = None  # (status, count)
     retry_after: int | None = 1  # seconds sent with a 429; None = no header
+    requests_per_minute: float | None = None  # the API's limit over any 60 s; None = none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,11 +61,18 @@ class Decision:
 PASS = Decision()
 
 
-class FaultInjector:
-    """Thread-safe; `set()` resets the RNG so a seed replays its sequence from the start."""
+LIMIT_WINDOW = 60.0  # seconds: `requests_per_minute` counts over any window this long
 
-    def __init__(self, spec: FaultSpec | None = None) -> None:
+
+class FaultInjector:
+    """Thread-safe; `set()` resets the RNG (so a seed replays its sequence from the start) and
+    the rate limit's window. `limited` counts the requests the rate limit refused."""
+
+    def __init__(
+        self, spec: FaultSpec | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self.set(spec or FaultSpec())
 
     def set(self, spec: FaultSpec) -> None:
@@ -64,6 +81,8 @@ class FaultInjector:
             self._rng = random.Random(spec.seed)
             self._burst_left = spec.burst[1] if spec.burst else 0
             self.decisions: list[Decision] = []
+            self._let_through: deque[float] = deque()
+            self.limited = 0
 
     def clear(self) -> None:
         self.set(FaultSpec())
@@ -74,10 +93,31 @@ class FaultInjector:
             headers["Retry-After"] = str(self.spec.retry_after)
         return Decision(status=status, headers=headers)
 
+    def _over_limit(self, limit: float) -> Decision | None:
+        """A 429 if ``limit`` requests were let through in the last minute; else counts this one
+        in. Called under the lock."""
+        now = self._clock()
+        window = self._let_through
+        while window and window[0] <= now - LIMIT_WINDOW:
+            window.popleft()
+        if len(window) >= limit:
+            self.limited += 1
+            wait = max(1, math.ceil(window[0] + LIMIT_WINDOW - now))
+            return Decision(status=429, headers={"Retry-After": str(wait)})
+        window.append(now)
+        return None
+
     def decide(self) -> Decision:
         with self._lock:
             spec = self.spec
-            if self._burst_left > 0 and spec.burst is not None:
+            limited = (
+                self._over_limit(spec.requests_per_minute)
+                if spec.requests_per_minute is not None
+                else None
+            )
+            if limited is not None:
+                decision = limited
+            elif self._burst_left > 0 and spec.burst is not None:
                 self._burst_left -= 1
                 decision = self._error(spec.burst[0])
             elif spec.rate <= 0 and spec.slow_rate <= 0:
