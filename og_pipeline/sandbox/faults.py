@@ -142,32 +142,46 @@ class FaultInjector:
 
 
 class CursorGuard:
-    """Ordergroove's rule for paginating clients, enforced (the docs state it; the sandbox is
-    stricter than a real server may be): never two requests over one object type's list at once
-    (409), and at most ``max_total`` list requests in flight in all (429). It also keeps the most
-    seen in flight at once, in all and per object type, for the tests."""
+    """Ordergroove's rule for paginating clients, watched: never two cursors over one object
+    type's list at once, at most ``max_total`` list requests in flight in all. Each request that
+    breaks it is counted in ``violations`` (the tests assert none); with ``strict`` it is also
+    refused (409 for a second cursor, 429 over the total).
 
-    def __init__(self, max_total: int = 5) -> None:
+    Not strict by default, because in-flight requests are only a proxy for open cursors: a
+    client whose read timed out retries and moves on while the server still answers the
+    abandoned request, which is no second cursor. A request for the same page as one in flight
+    (that retry) never counts. ``most_at_once`` keeps the most list requests seen in flight."""
+
+    def __init__(self, max_total: int = 5, *, strict: bool = False) -> None:
         self.max_total = max_total
+        self.strict = strict
         self._lock = threading.Lock()
-        self._inflight: dict[str, int] = {}
+        self._inflight: dict[str, dict[str, int]] = {}
         self.most_at_once = 0
-        self.refused = 0
+        self.violations = 0
 
-    def enter(self, resource: str) -> int | None:
-        """Count a request in; the status to refuse it with, or None (then ``leave`` it)."""
+    def enter(self, resource: str, page: str) -> int | None:
+        """Count a request for ``page`` (its URL) in; with ``strict``, the status to refuse a
+        violation with. Unless refused, the caller ``leave``s it."""
         with self._lock:
-            total = sum(self._inflight.values())
-            if self._inflight.get(resource, 0) >= 1:
-                self.refused += 1
-                return 409
-            if total >= self.max_total:
-                self.refused += 1
-                return 429
-            self._inflight[resource] = 1
+            pages = self._inflight.setdefault(resource, {})
+            total = sum(sum(p.values()) for p in self._inflight.values())
+            status = None
+            if any(other != page for other in pages):
+                status = 409
+            elif total >= self.max_total:
+                status = 429
+            if status is not None:
+                self.violations += 1
+                if self.strict:
+                    return status
+            pages[page] = pages.get(page, 0) + 1
             self.most_at_once = max(self.most_at_once, total + 1)
             return None
 
-    def leave(self, resource: str) -> None:
+    def leave(self, resource: str, page: str) -> None:
         with self._lock:
-            self._inflight[resource] = 0
+            pages = self._inflight.get(resource, {})
+            pages[page] -= 1
+            if not pages[page]:
+                del pages[page]

@@ -277,7 +277,8 @@ def ordergroove_routes(
     def list_endpoint(build: Callable[[Merchant, Any], Query]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
             resource = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-            busy = cursors.enter(resource) if cursors is not None else None
+            page = str(request.url)
+            busy = cursors.enter(resource, page) if cursors is not None else None
             if busy is not None:
                 detail = (
                     f"another request over {resource} is in progress: one cursor per object type"
@@ -292,7 +293,7 @@ def ordergroove_routes(
                 return serve_list(m, request, build)
             finally:
                 if cursors is not None:
-                    cursors.leave(resource)
+                    cursors.leave(resource, page)
 
         return endpoint
 

@@ -31,3 +31,23 @@ def test_without_a_limit_nothing_is_refused() -> None:
     injector = FaultInjector(FaultSpec())
     assert all(injector.decide().status is None for _ in range(10_000))
     assert injector.limited == 0
+
+
+def test_a_second_cursor_over_a_type_is_counted_and_with_strict_refused() -> None:
+    from og_pipeline.sandbox.faults import CursorGuard
+
+    guard = CursorGuard()
+    assert guard.enter("orders", "/orders/?cursor=a") is None
+    assert guard.enter("orders", "/orders/?cursor=a") is None  # a retry of the same page
+    assert guard.enter("items", "/items/") is None  # another type: allowed
+    assert guard.violations == 0 and guard.most_at_once == 3
+    assert guard.enter("orders", "/orders/?cursor=b") is None  # counted, not refused
+    assert guard.violations == 1
+
+    strict = CursorGuard(max_total=2, strict=True)
+    assert strict.enter("orders", "/orders/?cursor=a") is None
+    assert strict.enter("orders", "/orders/?cursor=b") == 409
+    assert strict.enter("items", "/items/") is None
+    assert strict.enter("customers", "/customers/") == 429
+    strict.leave("orders", "/orders/?cursor=a")
+    assert strict.enter("orders", "/orders/?cursor=b") is None
