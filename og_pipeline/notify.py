@@ -129,12 +129,3 @@ def transition(conn: psycopg.Connection, alert: Alert, notifier: Notifier) -> bo
     )
     conn.commit()
     return True
-
-
-def failing_keys(conn: psycopg.Connection, prefix: str) -> list[str]:
-    """Conditions under ``prefix`` last said failing (to say their recovery when they clear)."""
-    rows = conn.execute(
-        "SELECT key FROM og.alert_state WHERE failing AND key LIKE %s ORDER BY key",
-        (prefix.replace("%", r"\%").replace("_", r"\_") + "%",),
-    ).fetchall()
-    return [row[0] for row in rows]

@@ -27,6 +27,13 @@ from og_pipeline.db.urls import with_database
 TEMPLATE = "og_test_template"
 
 
+def drop_database(pg_server_url: str, name: str) -> None:
+    with connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the maintenance database of a running Postgres server."""
@@ -40,10 +47,7 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def _template(pg_server_url: str) -> str:
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
-        )
+    drop_database(pg_server_url, TEMPLATE)
     ensure_database(pg_server_url, TEMPLATE)
     migrate(with_database(pg_server_url, TEMPLATE))
     return TEMPLATE
@@ -60,10 +64,7 @@ def db_url(pg_server_url: str, _template: str) -> Iterator[str]:
             )
         )
     yield with_database(pg_server_url, name)
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(pg_server_url, name)
 
 
 @pytest.fixture
@@ -72,7 +73,4 @@ def empty_db_url(pg_server_url: str) -> Iterator[str]:
     name = "og_test_empty_" + uuid.uuid4().hex[:12]
     ensure_database(pg_server_url, name)
     yield with_database(pg_server_url, name)
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(pg_server_url, name)

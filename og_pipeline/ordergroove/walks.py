@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,15 +85,6 @@ def _eta(elapsed: float, done: float) -> str:
         return "time left unknown yet"
     seconds = elapsed * (1 - done) / done
     return f"about {seconds / 60:.0f} min left" if seconds >= 90 else f"about {seconds:.0f} s left"
-
-
-def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """Inclusive windows [a, b] of at most ``size`` covering [start, end] (whole seconds)."""
-    cursor = start
-    while cursor <= end:
-        last = min(cursor + size - SECOND, end)
-        yield cursor, last
-        cursor = last + SECOND
 
 
 class _Stopped(Exception):

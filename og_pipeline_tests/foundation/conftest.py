@@ -9,17 +9,10 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from psycopg import sql
 
-from og_pipeline.db.connection import connect, ensure_database
+from og_pipeline.db.connection import ensure_database
 from og_pipeline.db.urls import for_dagster, with_database
-
-
-def drop_database(pg_server_url: str, name: str) -> None:
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+from og_pipeline_tests.conftest import drop_database
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from og_pipeline.runtime import open_databases
 from og_pipeline.sandbox import OG_LIMITED_KEY, MerchantSpec, SandboxServer
 from og_pipeline.settings import load_settings
 from og_pipeline.webhooks.receiver import create_app
-from og_pipeline_tests.foundation.conftest import drop_database
+from og_pipeline_tests.conftest import drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCTOR = "from og_pipeline.cli.doctor import doctor; doctor(prog_name='og-pipeline doctor')"
