@@ -37,8 +37,11 @@ def fresh_sandbox() -> Iterator[SandboxServer]:
         yield sb
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def http() -> Iterator[requests.Session]:
+    """A session per test: the sandbox closes a connection idle for 5 s (uvicorn's keep-alive),
+    as real servers do, and a session kept across tests would reuse one it is closing at that
+    moment (CI met 'Connection reset by peer' that way); this bare client has no retries."""
     with requests.Session() as session:
         yield session
 
