@@ -39,6 +39,14 @@ def test_a_year_long_range_run_plans_one_event_and_its_hours_show_materialized(
         planned_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=10
     ).records
     assert len(planned) == 1, "one planned event for the range"
+    # Each check planned in a range run writes a row per hour; the freshness check is left to
+    # `health_checks`, so only the check of what the run read is planned.
+    checks = pipeline.instance.get_records_for_run(
+        planned_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, limit=10
+    ).records
+    assert [r.event_log_entry.dagster_event.event_specific_data.check_name for r in checks] == [
+        "records_readable"
+    ]
 
     # A short range run in the same environment: its hours show as materialized.
     hours = ("2026-11-01-00:00", "2026-11-01-05:00")
