@@ -24,6 +24,9 @@ from og_pipeline.resources import OWNERS, PostgresResource
 
 RAW_RECORDS = "ordergroove_raw_records"
 READABLE_CHECK = "records_readable"
+# Ranges longer than this (a first sync, a long backfill) give the per-object-type breakdown on
+# the check's result rather than on each hour's materialization.
+BREAKDOWN_ON_CHECK_AFTER = timedelta(days=7)
 
 
 def hourly_partitions(start: date) -> dg.HourlyPartitionsDefinition:
@@ -103,29 +106,42 @@ def ordergroove_raw_records(
         )
     with postgres.connection() as conn:
         waiting = set_aside_counts(conn)
+    totals: dict[str, dg.RawMetadataValue] = {
+        "window_start": dg.MetadataValue.timestamp(report.start),
+        "window_end": dg.MetadataValue.timestamp(report.end),
+        "records_fetched": report.records,
+        "records_inserted": sum(c.inserted for c in report.counts.values()),
+        "records_updated": sum(c.updated for c in report.counts.values()),
+        "records_set_aside": report.rejected,
+        "requests": stats.requests,
+        "pages": stats.pages,
+        "retries": stats.retries,
+    }
+    # A range run copies the materialization's metadata into the event of every hour it
+    # covers: a year's 8,760 events with the per-object-type breakdown took ~4 s more to write.
+    # Long ranges keep the totals there and give the breakdown once, on the check's result.
+    breakdown = report.as_metadata()
+    long_range = window.end - window.start > BREAKDOWN_ON_CHECK_AFTER
     return dg.MaterializeResult(
-        metadata={
-            "window_start": dg.MetadataValue.timestamp(report.start),
-            "window_end": dg.MetadataValue.timestamp(report.end),
-            "records_fetched": report.records,
-            "records_inserted": sum(c.inserted for c in report.counts.values()),
-            "records_updated": sum(c.updated for c in report.counts.values()),
-            "records_set_aside": report.rejected,
-            "requests": stats.requests,
-            "pages": stats.pages,
-            "retries": stats.retries,
-            **report.as_metadata(),
-        },
+        metadata=totals if long_range else {**totals, **breakdown},
         check_results=[
             _readable_check(
-                report.rejected, report.rejected_share, waiting, ordergroove.max_rejected_share
+                report.rejected,
+                report.rejected_share,
+                waiting,
+                ordergroove.max_rejected_share,
+                breakdown if long_range else {},
             )
         ],
     )
 
 
 def _readable_check(
-    rejected: int, share: float, waiting: dict[str, int], max_share: float
+    rejected: int,
+    share: float,
+    waiting: dict[str, int],
+    max_share: float,
+    breakdown: dict[str, int],
 ) -> dg.AssetCheckResult:
     total = sum(waiting.values())
     blocking = share > max_share
@@ -139,6 +155,7 @@ def _readable_check(
             "max_share": max_share,
             "set_aside_in_table": total,
             **{f"set_aside_{resource}": count for resource, count in waiting.items()},
+            **breakdown,
         },
         description=(
             f"{share:.2%} of the window's records could not be read (over {max_share:.2%}): "

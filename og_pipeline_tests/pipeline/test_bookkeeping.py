@@ -1,22 +1,29 @@
 """Dagster's bookkeeping of a year-long range run stays small in the environment og-pipeline
 gives Dagster (og_pipeline.runtime.dagster_environment, the image's ENV, the chart's env): the
 run plans one event for its range, not one per hour (8,760 events took 108 s here), and the
-hours it materializes still show as materialized, partition by partition."""
+hours it materializes still show as materialized, partition by partition, each hour's event
+carrying the run's totals and the breakdown by object type given once, on the check's result."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from og_pipeline.db.connection import connect
 from og_pipeline.runtime import PLANNED_EVENTS_VARIABLE, Databases, dagster_environment
-from og_pipeline_tests.pipeline.conftest import PARTITION_FORMAT, START, Pipeline
+from og_pipeline_tests.pipeline.conftest import (
+    NOW,
+    PARTITION_FORMAT,
+    Pipeline,
+    check_evaluations,
+)
 
 RAW = dg.AssetKey("ordergroove_raw_records")
 
 
-def test_a_year_long_range_run_plans_one_event_and_its_hours_show_materialized(
+def test_a_year_long_range_run_plans_one_event_and_its_hours_show_materialized_and_slim(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     from og_pipeline.definitions import defs
@@ -48,17 +55,30 @@ def test_a_year_long_range_run_plans_one_event_and_its_hours_show_materialized(
         "records_readable"
     ]
 
-    # A short range run in the same environment: its hours show as materialized.
-    hours = ("2026-11-01-00:00", "2026-11-01-05:00")
+    # A range run of 8 days in the same environment: its hours show as materialized.
+    first = NOW - timedelta(days=8)
+    hours = [first + timedelta(hours=h) for h in range(8 * 24)]
     result = job.execute_in_process(
         instance=pipeline.instance,
         tags={
-            "dagster/asset_partition_range_start": hours[0],
-            "dagster/asset_partition_range_end": hours[1],
+            "dagster/asset_partition_range_start": hours[0].strftime(PARTITION_FORMAT),
+            "dagster/asset_partition_range_end": hours[-1].strftime(PARTITION_FORMAT),
         },
     )
     assert result.success
     done = pipeline.instance.get_materialized_partitions(RAW)
-    assert {START.replace(hour=h).strftime(PARTITION_FORMAT) for h in range(6)} <= done
+    assert {h.strftime(PARTITION_FORMAT) for h in hours} <= done
+    # Every hour carries the run's totals, and only those: the breakdown by object type would
+    # be copied 8,760 times in a year's run; it is on the check's one result instead.
+    events = result.get_asset_materialization_events()
+    assert len(events) == len(hours)
+    keys = {frozenset(e.materialization.metadata) for e in events}
+    assert len(keys) == 1 and "records_fetched" in next(iter(keys))
+    assert not any(k.startswith("subscriptions_") for k in next(iter(keys)))
+    fetched = events[0].materialization.metadata["records_fetched"].value
+    breakdown = check_evaluations(result)["records_readable"].metadata
+    per_type = [breakdown[f"{r}_fetched"].value for r in ("customers", "subscriptions", "orders")]
+    assert all(isinstance(n, int) and n > 0 for n in per_type)
+    assert sum(per_type) + breakdown["items_fetched"].value == fetched
     with connect(pipeline.db_url) as conn:
         assert conn.execute("SELECT count(*) FROM og.subscriptions").fetchone()[0] > 0
