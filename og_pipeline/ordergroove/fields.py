@@ -175,7 +175,13 @@ def instants(value: object, zone: str, fetched_at: datetime | None = None) -> In
     return moment
 
 
-@functools.lru_cache(maxsize=65_536)
+# The walks arrive sorted by `updated`, so repeats come close together (a new record's `created`
+# and `updated`, a page's minutes): a few thousand entries keep the hits. 65,536 each held ~62 MiB
+# in the writer once a year's first sync had filled them.
+STAMP_CACHE_SIZE = 4_096
+
+
+@functools.lru_cache(maxsize=STAMP_CACHE_SIZE)
 def _rest_stamp(value: str, zone: str) -> Instants | None:
     """The REST form "YYYY-MM-DD HH:MM:SS" read without its cap (None for any other form). A
     backfill reads hundreds of thousands of stamps, often the same second several times (a new
@@ -190,7 +196,7 @@ def _rest_stamp(value: str, zone: str) -> Instants | None:
     return Instants(f"{stamp}{offsets[0]}", f"{stamp}{offsets[1]}")
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=STAMP_CACHE_SIZE)
 def _minute_offsets(minute: str, zone: str) -> tuple[str, str] | None:
     """The offsets ("-05:00") giving the earliest and the latest instant of a naive local
     minute (the same twice but in a repeated or skipped hour); None if it is not a minute."""
