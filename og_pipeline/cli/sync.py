@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from og_pipeline.cli.progress_bars import walk_bars
 from og_pipeline.cli.runs import dagster_instance, echo_summary, materializations, run_job
 from og_pipeline.run_tags import PUSH_BY_COMMAND, PUSH_TAG
 from og_pipeline.settings import ConfigError, load_settings, require_start_date
@@ -124,7 +125,8 @@ def sync(start_text: str, end_text: str, dry_run: bool) -> None:
         "og-pipeline/trigger": "cli-sync",
         **({"og-pipeline/dry-run": "true"} if dry_run else {}),
     }
-    with dagster_instance(settings) as instance:
+    # On a terminal, a bar per walk below the run's log lines.
+    with dagster_instance(settings) as instance, walk_bars():
         click.echo(f"syncing {hours} hours from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
         if end - start <= ONE_RUN_UP_TO:
             results = [

@@ -23,12 +23,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from og_pipeline.ordergroove.client import OrdergrooveClient
+from og_pipeline.ordergroove.fields import instants
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ WRITE_BATCH = 1000
 QUEUE_BATCHES = 8
 MIN_WINDOW = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
+# The stamp each walk's cursor is sorted by: items have no `updated` of their own.
+VERSION_FIELDS = {"items": "order_updated"}
 
 
 @dataclass
@@ -52,13 +56,34 @@ class WalkProgress:
     records: int = 0
     windows_halved: int = 0
     finished: bool = False
+    finished_at: float | None = None  # time.monotonic(): a finished walk's rate stays its own
+    # Within a window: the version stamp of the last record read (pages come sorted by it).
+    reached: datetime | None = None
 
     @property
     def fraction(self) -> float:
         span = (self.end - self.start).total_seconds()
         if self.finished or span <= 0:
             return 1.0
-        return min(1.0, max(0.0, (self.done_until - self.start).total_seconds() / span))
+        at = max(self.done_until, self.reached) if self.reached else self.done_until
+        return min(1.0, max(0.0, (at - self.start).total_seconds() / span))
+
+    def note_page(self, page: list[Any], zone: str) -> None:
+        """Counts a page and moves ``reached`` to its last record's version stamp, if that
+        reads (a record the writer will set aside only leaves the estimate where it was)."""
+        self.pages += 1
+        self.records += len(page)
+        last = page[-1] if page else None
+        if not isinstance(last, dict):
+            return
+        try:
+            moment = instants(last.get(VERSION_FIELDS.get(self.resource, "updated")), zone)
+        except ValueError:
+            return
+        if moment is not None:
+            reached = datetime.fromisoformat(moment.earliest)
+            if reached.tzinfo is not None:
+                self.reached = reached
 
 
 @dataclass
@@ -68,16 +93,16 @@ class Progress:
 
     def lines(self) -> list[str]:
         """One line per walk: records, pages, rate, share of the range, estimated time left."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        out = []
-        for walk in self.walks.values():
-            done = walk.fraction
-            left = "done" if walk.finished else _eta(elapsed, done)
-            out.append(
-                f"{walk.resource}: {walk.records:,} records, {walk.pages:,} pages "
-                f"({walk.pages / elapsed * 60:,.0f} pages/min), {done:.0%} of the range, {left}"
-            )
-        return out
+        return [f"{walk.resource}: {self.detail(walk)}" for walk in self.walks.values()]
+
+    def detail(self, walk: WalkProgress) -> str:
+        elapsed = max((walk.finished_at or time.monotonic()) - self.started, 1e-6)
+        done = walk.fraction
+        left = "done" if walk.finished else _eta(elapsed, done)
+        return (
+            f"{walk.records:,} records, {walk.pages:,} pages "
+            f"({walk.pages / elapsed * 60:,.0f} pages/min), {done:.0%} of the range, {left}"
+        )
 
 
 def _eta(elapsed: float, done: float) -> str:
@@ -85,6 +110,31 @@ def _eta(elapsed: float, done: float) -> str:
         return "time left unknown yet"
     seconds = elapsed * (1 - done) / done
     return f"about {seconds / 60:.0f} min left" if seconds >= 90 else f"about {seconds:.0f} s left"
+
+
+# Who else in this process follows the walks, besides the run's log: the `sync` command's
+# progress bars on a terminal. Dagster hands a run's assets no callbacks, and the command runs
+# its jobs in this process, so it registers here for the length of a run.
+_watchers: list[Callable[[Progress], None]] = []
+WATCH_EVERY = 1.0
+
+
+@contextmanager
+def watching(callback: Callable[[Progress], None]) -> Iterator[None]:
+    """Calls ``callback`` with the walks' progress about every second while walks run here."""
+    _watchers.append(callback)
+    try:
+        yield
+    finally:
+        _watchers.remove(callback)
+
+
+def _tell_watchers(progress: Progress) -> None:
+    for callback in _watchers:
+        try:
+            callback(progress)
+        except Exception:  # a display must never fail the walk
+            log.debug("a progress watcher failed", exc_info=True)
 
 
 class _Stopped(Exception):
@@ -121,8 +171,7 @@ def _walk(
                 if not pending:
                     fetched_at = datetime.now(UTC)
                 pending.extend(page)
-                progress.pages += 1
-                progress.records += len(page)
+                progress.note_page(page, client.zone)
                 if len(pending) >= WRITE_BATCH:
                     put(("write", resource, pending, fetched_at))
                     pending = []
@@ -182,6 +231,7 @@ def run_walks(
         thread.start()
     running = {plan.resource for plan in plans}
     next_report = time.monotonic() + progress_every
+    next_watch = time.monotonic()
     try:
         while running:
             try:
@@ -195,13 +245,19 @@ def run_walks(
                 if kind == "end":
                     running.discard(resource)
                     progress.walks[resource].finished = True
+                    progress.walks[resource].finished_at = time.monotonic()
                 elif kind == "done_until":
                     progress.walks[resource].done_until = item[2] + SECOND
                 handle(item)
             if on_progress is not None and time.monotonic() >= next_report:
                 next_report = time.monotonic() + progress_every
                 on_progress(progress)
+            if _watchers and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + WATCH_EVERY
+                _tell_watchers(progress)
     finally:
+        if _watchers:
+            _tell_watchers(progress)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,60 @@ def test_sync_prints_a_summary_and_pushes_the_range(
     assert int(summary["contacts_pushed"]) == sum(1 for t in truth.values() if t["email"])
     assert int(summary["records_fetched"]) > 0 and summary["contacts_rejected"] == "0"
     assert "@example.com" not in result.stdout + result.stderr, "no e-mail address in the output"
+    assert BAR not in result.stdout + result.stderr, "no progress bars drawn into a pipe"
+
+
+BAR = "\u2501"  # rich's bar character
+
+
+def test_sync_on_a_terminal_draws_a_bar_per_walk(sandbox, db_url, dagster_db_url, tmp_path) -> None:
+    """On a terminal, `sync` draws a bar per object type (records, pages, rate, share of the
+    range, time left) below the run's log lines, and still prints its summary."""
+    main, terminal = pty.openpty()
+    env = {**os.environ, **_env(sandbox, db_url, dagster_db_url, tmp_path)}
+    env.update({"TERM": "xterm-256color", "COLUMNS": "200"})
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "og_pipeline",
+            "sync",
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-04",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = bytearray()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal closed: the command has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    assert proc.wait(timeout=30) == 0, output.decode(errors="replace")[-3000:]
+    text = output.decode(errors="replace")
+    for resource in ("customers", "subscriptions", "orders", "items"):
+        bar_lines = [line for line in text.splitlines() if resource in line and BAR in line]
+        assert bar_lines, f"no bar for {resource}"
+        assert "records" in bar_lines[-1] and "pages/min" in bar_lines[-1]
+    assert "100% of the range, done" in text
+    assert "contacts_pushed: " in text, "the summary follows the bars"
 
 
 def test_sync_dry_run_prints_what_would_be_pushed_and_sends_nothing(

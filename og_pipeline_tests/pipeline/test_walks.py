@@ -9,11 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from og_pipeline.http_common import RateLimiter
 from og_pipeline.ordergroove.client import OrdergrooveClient
 from og_pipeline.ordergroove.load import UpsertCounts
 from og_pipeline.ordergroove.sync import RESOURCES, sync_window
+from og_pipeline.ordergroove.walks import Progress, WalkProgress, watching
 from og_pipeline.sandbox import FaultSpec
 from og_pipeline_tests.pipeline.conftest import NOW, START, Pipeline, expected_fields
 
@@ -72,6 +75,57 @@ def test_a_slow_page_halves_the_windows_of_the_rest_of_its_walk(pipeline: Pipeli
     assert report.windows_halved >= len(RESOURCES), "each walk met a slow page"
     counts = pipeline.sandbox.merchant.counts()
     assert _stored(pipeline)["subscriptions"] == counts["subscriptions"]
+
+
+def test_progress_moves_within_a_window_and_ends_done_with_every_record(
+    pipeline: Pipeline,
+) -> None:
+    """What the bars and the progress lines read: each walk's share of the range moves with the
+    records read (not only when a window ends), never backwards, and ends at 100% and done."""
+    pipeline.sandbox.state.faults["ordergroove"].set(FaultSpec(slow_rate=1.0, slow_seconds=0.25))
+    seen: list[dict[str, tuple[float, int, bool]]] = []
+
+    def snapshot(progress: Progress) -> None:
+        seen.append(
+            {w.resource: (w.fraction, w.records, w.finished) for w in progress.walks.values()}
+        )
+
+    with _client(pipeline) as client, watching(snapshot):
+        # One window: the range is shorter than a month.
+        report = sync_window(client, pipeline.db_url, START, NOW)
+    assert len(seen) >= 3
+    for resource in RESOURCES:
+        fractions = [s[resource][0] for s in seen]
+        assert fractions == sorted(fractions), resource
+        # The sync also fetches customers missing from the window: the walk did not read those.
+        looked_up = report.customers_looked_up if resource == "customers" else 0
+        assert seen[-1][resource] == (1.0, report.counts[resource].received - looked_up, True)
+    assert any(0 < s[r][0] < 1 for s in seen for r in RESOURCES), "moved within the window"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=15), inner),
+    max_leaves=8,
+)
+stamps = st.sampled_from(["updated", "order_updated"]).flatmap(
+    lambda key: st.fixed_dictionaries(
+        {key: st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")) | json_values}
+    )
+)
+
+
+@given(pages=st.lists(st.lists(stamps | json_values, max_size=4), max_size=6))
+def test_a_page_of_anything_moves_progress_within_the_range_or_leaves_it(
+    pages: list[list[Any]],
+) -> None:
+    """A walk reads hostile pages: whatever a record holds, counting it never fails and the
+    share of the range stays between 0 and 1."""
+    walk = WalkProgress("items", START, NOW, START)
+    for page in pages:
+        walk.note_page(page, ZONE)
+        assert 0.0 <= walk.fraction <= 1.0
+    assert walk.pages == len(pages) and walk.records == sum(map(len, pages))
 
 
 class Dies(Exception):
