@@ -24,6 +24,7 @@ from og_pipeline.notify import Alert, Notifier, NotifyError, transition
 from og_pipeline.ometria.health import rejections
 from og_pipeline.ometria.resources import OmetriaResource
 from og_pipeline.ordergroove.assets import RAW_RECORDS, READABLE_CHECK
+from og_pipeline.reasons import root_cause
 from og_pipeline.resources import PostgresResource
 from og_pipeline.webhooks.batches import status_counts
 
@@ -73,10 +74,8 @@ def _root_causes(context: dg.RunFailureSensorContext) -> str:
     causes = []
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
-        while error is not None and error.cause is not None:
-            error = error.cause
         if error is not None:
-            causes.append(f"{event.step_key}: {error.message.strip()}")
+            causes.append(f"{event.step_key}: {root_cause(error)}")
     return "\n".join(causes) or (context.failure_event.message or "")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 
@@ -16,6 +17,23 @@ from og_pipeline.envelopes import EventError
 from og_pipeline.http_common import redact
 
 MAX_REASON = 2000
+
+
+class ChainedError(Protocol):
+    """Dagster's SerializableErrorInfo as read here: a message and the error that caused it."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def cause(self) -> ChainedError | None: ...
+
+
+def root_cause(error: ChainedError) -> str:
+    """The message at the end of a chain of errors: what a person reads first of a failure
+    (the API's answer, not Dagster's "error occurred while executing op")."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def safe_reason(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ import click
 
 from og_pipeline import pool_wait
 from og_pipeline.pools import ensure_pools, hold_run_liveness
+from og_pipeline.reasons import root_cause
 from og_pipeline.runtime import (
     Databases,
     dagster_environment,
@@ -37,7 +38,6 @@ from og_pipeline.settings import Settings
 if TYPE_CHECKING:
     # Dagster is imported where it is used: `og-pipeline --help` and the sandbox need none of it.
     import dagster as dg
-    from dagster._utils.error import SerializableErrorInfo
 
 
 @contextmanager
@@ -151,21 +151,15 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     """The root cause of the first step failure, else of the run's failure."""
     for event in result.get_step_failure_events():
         if event.step_failure_data.error is not None:
-            return f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+            return f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
     if not result.success:
         failure = result.get_run_failure_event()
         data = failure.job_failure_data
         if data is not None and data.error is not None:
-            return f"run: {_root_cause(data.error)}"
+            return f"run: {root_cause(data.error)}"
         if failure.message:
             return failure.message
     return "the run failed (see its logs in the Dagster UI)"
-
-
-def _root_cause(error: SerializableErrorInfo) -> str:
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
 
 
 def echo_summary(title: str, values: dict[str, Any]) -> None:
