@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from og_pipeline.settings import ConfigError, load_settings, require_start_date
+from og_pipeline.settings import ConfigError, Settings, load_settings, require_start_date
 
 
 def test_defaults_are_the_public_apis() -> None:
@@ -67,3 +69,30 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
     )
     assert "og-secret-123" not in repr(settings) and "om-secret-456" not in repr(settings)
     assert settings.uses_real_apis
+
+
+VARIABLES = sorted(field.alias for field in Settings.model_fields.values() if field.alias)
+MARK = "\u2603"  # in every value given: no message of ours contains it
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(VARIABLES),
+        st.text(max_size=40).map(lambda text: MARK + text)
+        | st.integers(-5, 70000).map(lambda n: f"{n}{MARK}"),
+        max_size=6,
+    )
+)
+def test_any_values_load_or_fail_naming_only_their_variables_and_quoting_none(
+    environ: dict[str, str],
+) -> None:
+    """Whatever the environment holds, loading either succeeds or raises ConfigError naming
+    variables that were set, and the message repeats no value given (keys, URLs with tokens or
+    passwords, addresses)."""
+    try:
+        load_settings(environ)
+    except ConfigError as exc:
+        message = str(exc)
+        assert MARK not in message
+        named = [name for name in VARIABLES if name in message]
+        assert named and set(named) <= set(environ)
