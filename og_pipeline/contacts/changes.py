@@ -12,6 +12,7 @@ Contacts without an e-mail are counted apart: the push skips them. No e-mail is 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ KINDS = (
     "changed_next_order_date",
     "cleared_fields",
 )
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # A sample of at most this many contacts comes with the counts.
 MAX_SAMPLE = 20
 
@@ -64,7 +66,8 @@ class PendingChanges:
 
 # The accepted values come from the fields under their IDs; the status also has a column of its
 # own (migration 0004), which is what a caller without the field IDs compares. A value Ometria
-# accepted that no longer reads as its type counts as changed, never as an error.
+# accepted that no longer reads as its type counts as changed, never as an error: the date is
+# read in Python, since SQL has no cast that fails soft ('2026-02-30' passes any pattern).
 _CHANGED = """
 SELECT s.customer_id, s.email IS NOT NULL AND s.email <> '' AS has_email,
        o.fields IS NULL AS new_contact,
@@ -74,8 +77,7 @@ SELECT s.customer_id, s.email IS NOT NULL AND s.email <> '' AS has_email,
        CASE WHEN o.fields ->> %(total)s ~ '^[0-9]{1,9}$'
             THEN (o.fields ->> %(total)s)::integer END,
        coalesce(o.fields ->> %(status)s, o.status),
-       CASE WHEN o.fields ->> %(next)s ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-            THEN (o.fields ->> %(next)s)::date END
+       o.fields ->> %(next)s
 FROM og.contact_stats s
 LEFT JOIN og.ometria_contacts o ON o.customer_id = s.customer_id
 WHERE s.fields_hash IS DISTINCT FROM o.fields_hash
@@ -106,6 +108,16 @@ def _status_kinds(row: tuple[Any, ...]) -> list[str]:
     return ["changed_status"] if row[5] != row[9] else []
 
 
+def _date(text: str | None) -> date | None:
+    """A date as the push sends it (YYYY-MM-DD), or None for anything else."""
+    if text is None or not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # 2026-02-30
+        return None
+
+
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -130,7 +142,8 @@ def pending_changes(
     with conn.cursor(name="pending_changes") as cur:  # server-side: a first push is every contact
         cur.itersize = 5_000
         cur.execute(_CHANGED, params)
-        for row in cur:
+        for read in cur:
+            row = (*read[:10], _date(read[10]))
             if not row[1]:
                 found.without_email += 1
                 continue
