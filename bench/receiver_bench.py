@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,7 @@ def client_main(args: argparse.Namespace) -> None:
     warmup = build_requests(args.warmup, args.port, "warm", 1)
     closed = build_requests(args.events, args.port, "closed", 2)
     paced = build_requests(args.events, args.port, "paced", 3) if args.rate else []
+    runner: Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]]
     try:
         import uvloop  # the client is as light as it can be, leaving the CPU to the receiver
 
@@ -152,14 +154,6 @@ def client_main(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ orchestration
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -194,7 +188,9 @@ def main() -> int:
         client_main(args)
         return 0
 
-    from og_pipeline.db.connection import connect, ensure_database
+    from common import free_port  # here: the client process imports only what it needs
+
+    from og_pipeline.db.connection import connect, ensure_database, one
     from og_pipeline.db.embedded import EmbeddedPostgres
     from og_pipeline.db.migrate import migrate
     from og_pipeline.db.urls import with_database
@@ -208,10 +204,10 @@ def main() -> int:
         migrate(url)
         with connect(url) as conn:
             settings = {
-                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                name: one(conn.execute(f"SHOW {name}"))[0]
                 for name in ("fsync", "synchronous_commit", "wal_sync_method", "server_version")
             }
-        port = _free_port()
+        port = free_port()
         serve = (
             "from og_pipeline.webhooks.receiver import run; "
             f"run({HOST!r}, {port}, database_url={url!r}, keys=[{KEY!r}], "
@@ -263,7 +259,7 @@ def main() -> int:
             return 1
         results = json.loads(client.stdout)
         with connect(url) as conn:
-            rows = conn.execute("SELECT count(*) FROM og.webhook_events").fetchone()[0]  # type: ignore[index]
+            rows = one(conn.execute("SELECT count(*) FROM og.webhook_events"))[0]
         log_lines = sum(1 for line in log_path.read_text().splitlines() if "webhook 200" in line)
 
     sent = sum(r["events"] for r in results.values())

@@ -24,7 +24,6 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
+from common import free_port
 
 from og_pipeline.sandbox import SIGNATURE_HEADER, signature_header
 
@@ -52,12 +52,6 @@ UNSET = (
     "OMETRIA_API_URL",
     "ORDERGROOVE_WEBHOOK_KEY",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class Dev:
@@ -133,6 +127,13 @@ class Dev:
             return self.proc.wait()
 
 
+def envelope(
+    event_id: str, kind: str, created: Any, obj: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """A Webhooks 2.0 envelope around the changed object (with ``more`` keys after it)."""
+    return {"id": event_id, "type": kind, "created": created, "data": {"object": obj}, **more}
+
+
 class Merchant:
     """Real changes through the sandbox control plane, and the webhook envelopes describing them."""
 
@@ -150,12 +151,14 @@ class Merchant:
         self.created: deque[str] = deque()  # subscriptions made here, still live
         self.reminded: deque[str] = deque()
 
-    def _rest(self, resource: str, **params: Any) -> list[dict[str, Any]]:
-        r = self.http.get(
-            f"{self.base}/ordergroove/{resource}/", params=params, headers=self.og, timeout=30
-        )
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        r = self.http.request(method, url, timeout=30, **kwargs)
         r.raise_for_status()
-        return r.json()["results"]
+        return r.json()
+
+    def _rest(self, resource: str, **params: Any) -> list[dict[str, Any]]:
+        url = f"{self.base}/ordergroove/{resource}/"
+        return self._json("GET", url, params=params, headers=self.og)["results"]
 
     def _unix(self, value: Any) -> Any:
         if not isinstance(value, str):
@@ -174,11 +177,8 @@ class Merchant:
         return {**obj, "type": kind}
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.http.post(
-            f"{self.base}/_sandbox/ordergroove/subscriptions{path}", json=body, timeout=30
-        )
-        r.raise_for_status()
-        return r.json()
+        url = f"{self.base}/_sandbox/ordergroove/subscriptions{path}"
+        return self._json("POST", url, json=body)
 
     def next_event(self, i: int, event_id: str) -> dict[str, Any]:
         """Create, remind, cancel in turn (a create when there is nothing to remind or cancel)."""
@@ -197,23 +197,14 @@ class Merchant:
                     self._webhook_object(x, "item")
                     for x in self._rest("items", order=order["public_id"])
                 ]
-                return {
-                    "id": event_id,
-                    "type": "order.reminder",
-                    "created": int(time.time()),
-                    "data": {"object": order},
-                    "snapshot": {"items": items},
-                }
+                return envelope(
+                    event_id, "order.reminder", int(time.time()), order, snapshot={"items": items}
+                )
         if step == 2 and self.reminded:
             sub = self.reminded.popleft()
             record = self._post(f"/{sub}/cancel", {"reason": "4|Overstocked"})
             obj = self._webhook_object(record, "subscription")
-            return {
-                "id": event_id,
-                "type": "subscription.cancel",
-                "created": obj["updated"],
-                "data": {"object": obj},
-            }
+            return envelope(event_id, "subscription.cancel", obj["updated"], obj)
         record = self._post(
             "",
             {
@@ -224,12 +215,7 @@ class Merchant:
         )
         self.created.append(record["public_id"])
         obj = self._webhook_object(record, "subscription")
-        return {
-            "id": event_id,
-            "type": "subscription.create",
-            "created": obj["created"],
-            "data": {"object": obj},
-        }
+        return envelope(event_id, "subscription.create", obj["created"], obj)
 
 
 def poll_ometria(sandbox: str, every: float, seen: dict[str, float], stop: threading.Event) -> None:
