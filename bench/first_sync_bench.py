@@ -131,13 +131,13 @@ class Result:
         t, at = self.timeline, self.peak_memory_at
         for phase, end in (
             ("before the walk", t.raw_step_start),
-            ("walk", t.walk_done),
-            ("raw step's materializations", t.raw_run_end),
-            ("push run", t.push_run_end),
+            ("during the walk", t.walk_done),
+            ("during the raw step's materializations", t.raw_run_end),
+            ("during the push run", t.push_run_end),
         ):
             if at <= end:
                 return phase
-        return "exit"
+        return "at exit"
 
     def buckets(self) -> dict[str, float]:
         t = self.timeline

@@ -79,7 +79,7 @@ def main_table(results: list[Result]) -> str:
         (
             f"**peak memory** (PSS, sync process tree; target ≤ {MEMORY_TARGET // mib} MiB)",
             lambda r: (
-                f"**{r.peak_memory / mib:,.0f} MiB** (during the {r.peak_phase()}; peaks apart: "
+                f"**{r.peak_memory / mib:,.0f} MiB** ({r.peak_phase()}; peaks apart: "
                 f"main process {r.peak_memory_main / mib:,.0f}, its children "
                 f"{r.peak_memory_children / mib:,.0f})"
             ),

@@ -248,7 +248,7 @@ def main_table(r: Result) -> str:
             ),
             (
                 f"**{s.peak_memory / MIB:,.0f} MiB** ({verdict(s.peak_memory, MEMORY_TARGET)}; "
-                f"during the {s.peak_phase()}; peaks apart: main process "
+                f"{s.peak_phase()}; peaks apart: main process "
                 f"{s.peak_memory_main / MIB:,.0f}, its children "
                 f"{s.peak_memory_children / MIB:,.0f})"
             ),
