@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from og_pipeline.db.connection import connect, ensure_database
@@ -25,6 +26,15 @@ from og_pipeline.db.migrate import migrate
 from og_pipeline.db.urls import with_database
 
 TEMPLATE = "og_test_template"
+
+# Property tests assert behaviour, not speed: no deadline and no too-slow health check, which
+# time each example on whatever else the machine runs. On a fresh checkout the first text
+# strategy builds Hypothesis's character table, and CI once failed a settings test on that alone
+# ("only generated 1 valid inputs after 1.42 seconds").
+settings.register_profile(
+    "og-pipeline", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("og-pipeline")
 
 
 def drop_database(pg_server_url: str, name: str) -> None:

@@ -73,7 +73,7 @@ def _as_date(value: object) -> date | None:
     max_examples=60,
     deadline=None,
     # One database for all examples: each starts by emptying the two tables.
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     accepted=accepted_fields,

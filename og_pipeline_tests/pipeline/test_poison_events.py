@@ -229,7 +229,9 @@ def _put(envelope: Envelope, path: tuple[Any, ...], value: Any) -> None:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 def test_any_json_value_in_any_field_ends_the_event_and_never_the_batch(

@@ -204,7 +204,9 @@ def conn(db_url: str) -> psycopg.Connection:
 
 @given(data=st.data(), resource=resources)
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_every_record_of_a_batch_ends_stored_or_set_aside(
     conn: psycopg.Connection, data: st.DataObject, resource: str
