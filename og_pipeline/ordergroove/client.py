@@ -59,10 +59,14 @@ RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 MAX_PAGE_SIZE = 100
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
-# Resources whose incremental filter is not the plain ``updated_start/_end`` pair.
-_WINDOW_PARAMS: dict[str, tuple[str, str]] = {
-    "items": ("order_updated_start", "order_updated_end"),
-}
+# The stamp each object type's incremental filter reads (``<field>_start``/``_end``), which its
+# cursor is sorted by: items have no `updated` of their own.
+_VERSION_FIELDS: dict[str, str] = {"items": "order_updated"}
+
+
+def version_field(resource: str) -> str:
+    """The field a resource's records are versioned, filtered and sorted by."""
+    return _VERSION_FIELDS.get(resource, "updated")
 
 
 class OrdergrooveError(Exception):
@@ -140,7 +144,8 @@ def og_window_params(
     end_utc = end.astimezone(UTC).replace(tzinfo=None)
     local_start = start_utc + min(offset(start), offset(start + hour))
     local_end = end_utc + max(offset(end), offset(end - hour))
-    start_name, end_name = _WINDOW_PARAMS.get(resource, ("updated_start", "updated_end"))
+    field = version_field(resource)
+    start_name, end_name = f"{field}_start", f"{field}_end"
     return {
         start_name: local_start.replace(microsecond=0).strftime(TIMESTAMP_FORMAT),
         end_name: local_end.replace(microsecond=0).strftime(TIMESTAMP_FORMAT),

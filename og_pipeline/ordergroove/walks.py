@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from og_pipeline.ordergroove.client import OrdergrooveClient
+from og_pipeline.ordergroove.client import OrdergrooveClient, version_field
 from og_pipeline.ordergroove.fields import instants
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,6 @@ WRITE_BATCH = 1000
 QUEUE_BATCHES = 8
 MIN_WINDOW = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
-# The stamp each walk's cursor is sorted by: items have no `updated` of their own.
-VERSION_FIELDS = {"items": "order_updated"}
 
 
 @dataclass
@@ -77,7 +75,7 @@ class WalkProgress:
         if not isinstance(last, dict):
             return
         try:
-            moment = instants(last.get(VERSION_FIELDS.get(self.resource, "updated")), zone)
+            moment = instants(last.get(version_field(self.resource)), zone)
         except ValueError:
             return
         if moment is not None:
