@@ -91,6 +91,7 @@ def defs() -> dg.Definitions:
                 api_key=dg.EnvVar("OMETRIA_API_KEY"),
                 api_url=settings.ometria_api_url,
                 requests_per_second=settings.ometria_requests_per_second,
+                rate_margin_seconds=settings.ometria_rate_margin_seconds,
                 field_active_subscriptions=settings.ometria_field_active_subscriptions,
                 field_total_subscriptions=settings.ometria_field_total_subscriptions,
                 field_subscription_status=settings.ometria_field_subscription_status,

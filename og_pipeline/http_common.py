@@ -192,7 +192,8 @@ class RateLimiter:
     reserves the earliest free slot under the lock and sleeps outside it, so threads queue in
     order and nobody holds the lock while waiting. ``margin`` pads the window so that network
     jitter between our clock and the server's arrival times cannot squeeze two windows' worth
-    of requests into one of the server's.
+    of requests into one of the server's; ``widen`` grows it when the server says we were over
+    anyway (a 429), so a tight default costs one throttled request, not a run of them.
     """
 
     def __init__(
@@ -210,10 +211,12 @@ class RateLimiter:
             self.capacity, window = int(requests_per_second), 1.0
         else:
             self.capacity, window = 1, 1.0 / requests_per_second
+        self._span = window
         self.window = window + margin
         self._clock = clock
         self._sleep = sleep
-        self._starts: deque[float] = deque(maxlen=self.capacity)
+        # One-element lists, so that a caller can move its own entry to when it really woke.
+        self._starts: deque[list[float]] = deque(maxlen=self.capacity)
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
@@ -222,9 +225,27 @@ class RateLimiter:
             now = self._clock()
             slot = now
             if len(self._starts) == self.capacity:
-                slot = max(now, self._starts[0] + self.window)
-            self._starts.append(slot)  # evicts the oldest: it is now outside the window
+                slot = max(now, self._starts[0][0] + self.window)
+            entry = [slot]
+            self._starts.append(entry)  # evicts the oldest: it is now outside the window
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
+            # A thread woken late (a busy machine, the GIL) starts late: later slots count
+            # from that, or the margin would be spent on our own scheduling.
+            with self._lock:
+                entry[0] = max(slot, self._clock())
         return wait
+
+    @property
+    def margin(self) -> float:
+        return self.window - self._span
+
+    def widen(self, *, factor: float = 2.0, floor: float = 0.005, ceiling: float = 0.25) -> float:
+        """Multiply the margin by ``factor`` (at least ``floor``, at most ``ceiling`` seconds)
+        and return it: the server counted more than ``capacity`` in one of its windows, so our
+        clock and its arrival times differ by more than the margin allowed for."""
+        with self._lock:
+            margin = min(max(self.margin * factor, floor), max(ceiling, self.margin))
+            self.window = self._span + margin
+            return margin

@@ -63,6 +63,9 @@ class Settings(BaseModel):
     ometria_requests_per_second: float = Field(
         defaults.OMETRIA_REQUESTS_PER_SECOND, gt=0, le=100, alias="OG_OMETRIA_REQUESTS_PER_SECOND"
     )
+    ometria_rate_margin_seconds: float = Field(
+        defaults.OMETRIA_RATE_MARGIN_SECONDS, ge=0, le=1, alias="OG_OMETRIA_RATE_MARGIN_SECONDS"
+    )
     ometria_field_active_subscriptions: str = Field(
         defaults.FIELD_ACTIVE_SUBSCRIPTIONS,
         min_length=1,

@@ -17,7 +17,8 @@ Flow of a push::
   records into batches: callers read them from the database a batch at a time.
 - Every HTTP attempt, first tries and retries alike, first takes a slot from one
   ``RateLimiter`` shared by the client's threads, so the account's limit (8 requests/s by
-  default) holds and 429s stay the exception.
+  default) holds and 429s stay the exception. The limiter's window is padded by
+  ``rate_margin`` seconds for jitter between our clock and Ometria's; each 429 doubles the pad.
 - Retries (429, 5xx, timeouts, dropped connections) are driven here, around a urllib3 ``Retry``
   object's ``increment``/``sleep`` (backoff + jitter, ``Retry-After``), not inside the
   ``HTTPAdapter``: urllib3 would re-send from deep inside the connection pool, past the
@@ -43,6 +44,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
+from og_pipeline import defaults
 from og_pipeline.http_common import (
     DEFAULT_MAX_RETRY_AFTER,
     APIError,
@@ -119,7 +121,7 @@ class OmetriaClient(SessionClient):
         backoff_max: float = 30,
         backoff_jitter: float = 1.0,
         max_retry_after: int = DEFAULT_MAX_RETRY_AFTER,
-        rate_margin: float = 0.05,
+        rate_margin: float = defaults.OMETRIA_RATE_MARGIN_SECONDS,
         session: requests.Session | None = None,
     ) -> None:
         if not api_key:
@@ -254,6 +256,8 @@ class OmetriaClient(SessionClient):
             status = response.status_code
             if status == 429:
                 self.stats.add(throttled=1)
+                margin = self.limiter.widen()
+                log.info("ometria answered 429: the rate limit's margin is now %.3fs", margin)
             if status in RETRY_STATUSES:
                 retry = self._next_attempt(retry, method, path, attempts, response=response)
                 retry.sleep(response.raw)  # Retry-After if given, else backoff + jitter

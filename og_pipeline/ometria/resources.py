@@ -16,6 +16,13 @@ class OmetriaResource(dg.ConfigurableResource):
     api_key: str
     api_url: str = defaults.OMETRIA_API_URL
     requests_per_second: float = defaults.OMETRIA_REQUESTS_PER_SECOND
+    rate_margin_seconds: float = Field(
+        default=defaults.OMETRIA_RATE_MARGIN_SECONDS,
+        ge=0,
+        le=1,
+        description="Seconds added to each 1-s window of requests_per_second for jitter "
+        "between our clock and Ometria's; every 429 doubles it for the rest of the run.",
+    )
     max_retries: int = 8
     collection: str = "ordergroove"
     field_active_subscriptions: str = FieldIds.active_subscriptions
@@ -50,6 +57,7 @@ class OmetriaResource(dg.ConfigurableResource):
             self.api_url,
             self.api_key,
             requests_per_second=self.requests_per_second,
+            rate_margin=self.rate_margin_seconds,
             max_retries=self.max_retries,
         )
 
