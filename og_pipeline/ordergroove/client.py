@@ -48,6 +48,7 @@ from og_pipeline.http_common import (
     Counters,
     RateLimiter,
     SessionClient,
+    json_body,
     redact,
 )
 
@@ -375,7 +376,7 @@ class OrdergrooveClient(SessionClient):
                 path=path,
             )
         try:
-            return response.json()
+            return json_body(response)
         except ValueError:
             raise OrdergrooveAPIError(
                 f"GET {path} answered {status} with a non-JSON body", status=status, path=path
