@@ -263,6 +263,18 @@ def store(
     A deadlock with another writer undoes the batch and upserts it again.
     """
     rows, rejected = normalise(resource, records, context)
+    return store_rows(conn, resource, rows, rejected, source=source)
+
+
+def store_rows(
+    conn: psycopg.Connection,
+    resource: str,
+    rows: list[Row],
+    rejected: list[Rejected],
+    *,
+    source: str = "rest",
+) -> UpsertCounts:
+    """``store`` after ``normalise``: the sync's writer parses the next batch meanwhile."""
     upserting = upsert_products if resource == "products" else upsert
     try:
         counts = _in_savepoint(conn, lambda: upserting(conn, resource, rows, source=source))

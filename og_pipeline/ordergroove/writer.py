@@ -1,7 +1,8 @@
 """The sync's writer: parses, upserts and commits batches of records in a process of its own.
 
     walk (calling process)                           writer process (one per sync)
-    ~1,000 records -> orjson bytes -> bounded queue -> parse, upsert, set aside, commit
+    ~1,000 records -> orjson bytes -> bounded queue -> parse (a thread) -> upsert, set aside,
+                                                       commit (another thread, overlapping)
     end of a resource                              -> ANALYZE its table after a large load
     counts per batch (on_write)   <- results queue  <- counts, or the error that stopped it
 
@@ -32,7 +33,7 @@ import orjson
 import psycopg
 
 from og_pipeline.db.connection import connect, one
-from og_pipeline.ordergroove.load import TABLES, UpsertCounts, store
+from og_pipeline.ordergroove.load import TABLES, UpsertCounts, normalise, store_rows
 from og_pipeline.ordergroove.records import ParseContext, storable_batch
 from og_pipeline.reasons import safe_reason
 
@@ -223,6 +224,26 @@ def _watch_parent(parent: int) -> None:
     os._exit(3)
 
 
+def _parse_ahead(batches: Any, parent: int, zone: str, parsed: queue.Queue[Any]) -> None:
+    """The writer's second thread: reads and parses the next batch while the first waits on
+    Postgres for the one before, so parsing (Python) and upserting (the server) overlap."""
+    try:
+        while (item := _next(batches, parent)) is not None:
+            action, resource, payload, fetched_at = item
+            if action == "write":
+                records = orjson.loads(payload) if isinstance(payload, bytes) else payload
+                context = ParseContext(
+                    zone,
+                    datetime.fromtimestamp(fetched_at, tz=UTC),
+                    storable=isinstance(payload, bytes) and storable_batch(payload),
+                )
+                payload = normalise(resource, records, context)
+            parsed.put((action, resource, payload))
+        parsed.put(None)
+    except BaseException as exc:  # noqa: BLE001 - raised by the writer's main thread
+        parsed.put(("failed", "", exc))
+
+
 def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int) -> None:
     """The writer process: one connection, batches in order, a commit per batch."""
     threading.Thread(
@@ -236,9 +257,19 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
             conn.execute("SET synchronous_commit = off")
             conn.commit()
             results.put(("ready",))
+            # One batch parsed ahead at most: memory stays a few batches whatever the walk.
+            parsed: queue.Queue[Any] = queue.Queue(maxsize=1)
+            threading.Thread(
+                target=_parse_ahead,
+                args=(batches, parent, zone, parsed),
+                name="og-writer-parse",
+                daemon=True,
+            ).start()
             inserted: dict[str, int] = {}
-            while (item := _next(batches, parent)) is not None:
-                action, resource, payload, fetched_at = item
+            while (item := parsed.get()) is not None:
+                action, resource, payload = item
+                if action == "failed":
+                    raise payload
                 if action == "end":
                     _analyze_if_grown(conn, TABLES[resource].table, inserted.get(resource, 0))
                     continue
@@ -246,13 +277,8 @@ def _serve(database_url: str, zone: str, batches: Any, results: Any, parent: int
                     save_checkpoint(conn, resource, *orjson.loads(payload))
                     conn.commit()
                     continue
-                records = orjson.loads(payload) if isinstance(payload, bytes) else payload
-                context = ParseContext(
-                    zone,
-                    datetime.fromtimestamp(fetched_at, tz=UTC),
-                    storable=isinstance(payload, bytes) and storable_batch(payload),
-                )
-                counts = store(conn, resource, records, context)
+                rows, rejected = payload
+                counts = store_rows(conn, resource, rows, rejected)
                 conn.commit()
                 inserted[resource] = inserted.get(resource, 0) + counts.inserted
                 results.put(
