@@ -21,8 +21,9 @@ SYNC_SLOW_PAGE_SECONDS = 20.0
 # Ometria's documented limit of push requests per second.
 OMETRIA_REQUESTS_PER_SECOND = 8.0
 # Seconds added to each 1-s window of that limit for clock and network jitter: 20 ms holds 98 %
-# of the rate (10 ms met 429s on a loaded 2-core machine; 50 ms held 95 %); every 429 Ometria
-# answers doubles it (up to 0.25 s) for the rest of the run.
+# of the rate (10 ms met 429s on a loaded 2-core machine; 50 ms held 95 %). A 429 is retried
+# after its Retry-After; the margin is not widened for it, as a few 429s at the start (another
+# client of the account) would slow the whole push.
 OMETRIA_RATE_MARGIN_SECONDS = 0.02
 WEBHOOK_RETENTION_DAYS = 30
 

@@ -214,8 +214,7 @@ class RateLimiter:
     reserves the earliest free slot under the lock and sleeps outside it, so threads queue in
     order and nobody holds the lock while waiting. ``margin`` pads the window so that network
     jitter between our clock and the server's arrival times cannot squeeze two windows' worth
-    of requests into one of the server's; ``widen`` grows it when the server says we were over
-    anyway (a 429), so a tight default costs one throttled request, not a run of them.
+    of requests into one of the server's.
     """
 
     def __init__(
@@ -233,7 +232,6 @@ class RateLimiter:
             self.capacity, window = int(requests_per_second), 1.0
         else:
             self.capacity, window = 1, 1.0 / requests_per_second
-        self._span = window
         self.window = window + margin
         self._clock = clock
         self._sleep = sleep
@@ -258,16 +256,3 @@ class RateLimiter:
             with self._lock:
                 entry[0] = max(slot, self._clock())
         return wait
-
-    @property
-    def margin(self) -> float:
-        return self.window - self._span
-
-    def widen(self, *, factor: float = 2.0, floor: float = 0.005, ceiling: float = 0.25) -> float:
-        """Multiply the margin by ``factor`` (at least ``floor``, at most ``ceiling`` seconds)
-        and return it: the server counted more than ``capacity`` in one of its windows, so our
-        clock and its arrival times differ by more than the margin allowed for."""
-        with self._lock:
-            margin = min(max(self.margin * factor, floor), max(ceiling, self.margin))
-            self.window = self._span + margin
-            return margin

@@ -18,7 +18,7 @@ Flow of a push::
 - Every HTTP attempt, first tries and retries alike, first takes a slot from one
   ``RateLimiter`` shared by the client's threads, so the account's limit (8 requests/s by
   default) holds and 429s stay the exception. The limiter's window is padded by
-  ``rate_margin`` seconds for jitter between our clock and Ometria's; each 429 doubles the pad.
+  ``rate_margin`` seconds for jitter between our clock and Ometria's.
 - Retries (429, 5xx, timeouts, dropped connections) are driven here, around a urllib3 ``Retry``
   object's ``increment``/``sleep`` (backoff + jitter, ``Retry-After``), not inside the
   ``HTTPAdapter``: urllib3 would re-send from deep inside the connection pool, past the
@@ -256,8 +256,6 @@ class OmetriaClient(SessionClient):
             status = response.status_code
             if status == 429:
                 self.stats.add(throttled=1)
-                margin = self.limiter.widen()
-                log.info("ometria answered 429: the rate limit's margin is now %.3fs", margin)
             if status in RETRY_STATUSES:
                 retry = self._next_attempt(retry, method, path, attempts, response=response)
                 retry.sleep(response.raw)  # Retry-After if given, else backoff + jitter

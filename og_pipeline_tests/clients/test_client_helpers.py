@@ -109,20 +109,6 @@ def test_rate_limiter_counts_a_late_wake_from_when_it_started() -> None:
         assert sum(1 for u in starts[i:] if u < t + 1.0) <= 8
 
 
-def test_rate_limiter_widens_its_margin_on_demand_within_bounds() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(8.0, margin=0.01, clock=clock, sleep=clock.sleep)
-    assert limiter.margin == pytest.approx(0.01)
-    assert [round(limiter.widen(), 3) for _ in range(6)] == [0.02, 0.04, 0.08, 0.16, 0.25, 0.25]
-    for _ in range(17):
-        limiter.acquire()
-    # Requests 1, 9 and 17 open three windows of 1.25 s each.
-    assert clock.now == pytest.approx(100.0 + 2 * 1.25)
-    # A margin of zero still grows, and a margin set above the ceiling is not cut.
-    assert RateLimiter(8.0, margin=0.0).widen() == pytest.approx(0.005)
-    assert RateLimiter(8.0, margin=0.5).widen() == pytest.approx(0.5)
-
-
 def test_push_refuses_bad_batches_before_sending() -> None:
     client = OmetriaClient("http://127.0.0.1:9", "k")  # nothing listens: nothing may be sent
     contact = {"@type": "contact", "id": "og-1"}

@@ -139,8 +139,6 @@ def test_a_429_burst_still_completes_and_retries_pass_the_limiter(
     assert all(r.rejected == 0 for r in results.values())
     assert len(sandbox.ometria.snapshot()["contacts"]) == 300
     assert stats["throttled"] == 4 and stats["retries"] == 4
-    # Each 429 doubled the limiter's margin from its 20 ms default, up to its 0.25 s ceiling.
-    assert client.limiter.margin == pytest.approx(min(0.02 * 2**4, 0.25))
     assert stats["requests"] == 3 + 4 == acquired  # every attempt, retries too, took a slot
     retry_logs = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert len(retry_logs) == 4 and all("status 429" in m for m in retry_logs)
