@@ -6,7 +6,13 @@ Do the Dagster UI's asset page and backfill page for ``ordergroove_raw_records``
 1. an embedded Postgres in a temp dir: og-pipeline's database (migrated) and Dagster's, its
    tables and API pools created as ``og-pipeline dev`` does before it starts Dagster;
 2. the sandbox as its own process: a small merchant (``--subscriptions``, default 1,000, seed 1)
-   whose history spans the ``--days`` (365) before today 00:00 UTC, no latency;
+   whose history spans the ``--days`` (365) before today 00:00 UTC; no latency and no
+   Ordergroove limit unless ``--latency S`` (every answer waits S s, a remote round trip) and
+   ``--requests-per-minute R`` (429 with Retry-After over R in any 60 s) are given; with
+   ``--floor-walks orders`` (comma-separated object types), those walks alone over the year
+   first, in this process, as ``first_sync_bench.py`` measures its floor, and the backfill (launch
+   to no run left, the push run included) is reported against the longest of them plus the push
+   floor (contacts with an e-mail / 800 per s);
 3. ``dagster-webserver`` and ``dagster-daemon run`` on the project's workspace.yaml, with the
    environment ``dev`` gives Dagster (og_pipeline.runtime.dagster_environment:
    DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true, DAGSTER_EVENT_BATCH_SIZE=1000) and
@@ -60,9 +66,12 @@ from typing import Any
 import psutil
 import requests
 from common import (
+    PUSH_BATCH,
+    PUSH_RATE,
     ROOT,
     clean_env,
     code_version,
+    contacts_with_email,
     database_pair,
     embedded_postgres,
     free_port,
@@ -76,6 +85,7 @@ from playwright.sync_api import sync_playwright
 from ui_backfill import RAW, backfill_facts, backfill_year, wait_for, wait_for_location, year_range
 from ui_pages import CHROMIUM, Load, PageSpec, Replay, measure_pages, replay
 from ui_report import report
+from walks import bare_walk
 
 from og_pipeline.cli.processes import spawn, stop
 from og_pipeline.cli.runs import instance_on
@@ -110,6 +120,10 @@ class Result:
     pages_window: tuple[float, float] = (0.0, 0.0)  # time.time() of the first and last load
     runs_during_pages: list[dict[str, Any]] = field(default_factory=list)  # schedules, sensors
     measured_at: str = ""
+    # With --floor-walks: each walk alone over the backfill's range (seconds), and the push floor.
+    floor: dict[str, float] = field(default_factory=dict)
+    push_floor: float = 0.0
+    contacts: int = 0
 
 
 @contextmanager
@@ -191,6 +205,7 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
                     *("-m", "og_pipeline", "sandbox", "--port", str(sandbox_port)),
                     *("--subscriptions", str(args.subscriptions), "--seed", "1"),
                     *("--start-date", first.date().isoformat(), "--now", end.isoformat()),
+                    *sandbox_limits(args),
                 ],
                 env,
                 tmp / "sandbox.log",
@@ -198,6 +213,8 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
                 600,
             )
             result.sandbox = sandbox_counts(sandbox)
+            if args.floor_walks:
+                measure_floor(args, sandbox, first, end, result)
             print(
                 f"sandbox: {result.sandbox}; starting the Dagster webserver and daemon", flush=True
             )
@@ -263,6 +280,28 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
         raise
 
 
+def sandbox_limits(args: argparse.Namespace) -> list[str]:
+    """The sandbox's options for a remote API's round trip and Ordergroove's request limit."""
+    options = ["--ometria-rate-limit", str(PUSH_RATE)]
+    if args.latency > 0:
+        options += ["--slow-rate", "1", "--slow-seconds", str(args.latency)]
+    if args.requests_per_minute:
+        options += ["--requests-per-minute", str(args.requests_per_minute)]
+    return options
+
+
+def measure_floor(
+    args: argparse.Namespace, sandbox: str, first: datetime, end: datetime, result: Result
+) -> None:
+    """first_sync_bench's floor, before the daemon starts: each walk alone, and the push's."""
+    for resource in args.floor_walks.split(","):
+        print(f"floor: the {resource} walk alone", flush=True)
+        walk = bare_walk(f"{sandbox}/ordergroove", [resource], first, end, args.requests_per_minute)
+        result.floor[resource] = walk.seconds
+    result.contacts = contacts_with_email(sandbox)
+    result.push_floor = result.contacts / (PUSH_RATE * PUSH_BATCH)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--subscriptions", type=int, default=1000)
@@ -277,6 +316,21 @@ def main() -> None:
         type=float,
         default=300.0,
         help="seconds to wait for the contacts_push run after the backfill",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds the sandbox waits before each answer"
+    )
+    parser.add_argument(
+        "--requests-per-minute",
+        type=float,
+        default=None,
+        help="Ordergroove's limit, enforced by the sandbox and given to the floor walks",
+    )
+    parser.add_argument(
+        "--floor-walks",
+        default="",
+        help="walk these object types alone first (e.g. orders) and report the backfill "
+        "against the longest plus the push floor, as first_sync_bench does",
     )
     parser.add_argument("--screenshots", type=Path, default=None, help="keep PNGs here")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures here")
