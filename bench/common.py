@@ -122,6 +122,23 @@ def sandbox_env(base: str, start: date, home: Path) -> dict[str, str]:
     }
 
 
+def sandbox_limits(latency: float, requests_per_minute: float | None) -> list[str]:
+    """``og-pipeline sandbox`` options: Ometria's 8 requests/s, Ordergroove's limit if given,
+    and ``latency`` seconds before every answer (both APIs): a remote API's round trip instead
+    of a co-located sandbox competing for the same CPUs as the sync."""
+    options = ["--ometria-rate-limit", str(PUSH_RATE)]
+    if requests_per_minute is not None:
+        options += ["--requests-per-minute", str(requests_per_minute)]
+    if latency > 0:
+        options += ["--slow-rate", "1", "--slow-seconds", str(latency)]
+    return options
+
+
+def push_floor(contacts: int) -> float:
+    """Seconds Ometria's limit takes at least to push ``contacts``: 8 requests/s of 100."""
+    return contacts / (PUSH_RATE * PUSH_BATCH)
+
+
 @contextmanager
 def sandbox(
     tag: str,
@@ -145,14 +162,8 @@ def sandbox(
         *("-m", "og_pipeline", "sandbox", "--port", str(port)),
         *("--subscriptions", str(subscriptions), "--seed", "1"),
         *("--start-date", start.isoformat(), "--now", now.isoformat()),
-        *("--ometria-rate-limit", str(PUSH_RATE)),
+        *sandbox_limits(latency, requests_per_minute),
     ]
-    if requests_per_minute is not None:
-        cmd += ["--requests-per-minute", str(requests_per_minute)]
-    if latency > 0:
-        # Every answer (both APIs) waits this long: a remote API's round trip instead of a
-        # co-located sandbox competing for the same CPUs as the sync.
-        cmd += ["--slow-rate", "1", "--slow-seconds", str(latency)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:

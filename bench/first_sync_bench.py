@@ -38,7 +38,6 @@ from pathlib import Path
 
 from common import (
     PAGE_SIZE,
-    PUSH_BATCH,
     PUSH_RATE,
     TreeRun,
     code_version,
@@ -46,6 +45,7 @@ from common import (
     database_pair,
     embedded_postgres,
     machine,
+    push_floor,
     push_rate,
     sandbox,
     sandbox_counts,
@@ -112,7 +112,7 @@ class Result:
 
     @property
     def push_floor(self) -> float:
-        return self.contacts_with_email / (PUSH_RATE * PUSH_BATCH)
+        return push_floor(self.contacts_with_email)
 
     @property
     def floor(self) -> float:

@@ -66,8 +66,6 @@ from typing import Any
 import psutil
 import requests
 from common import (
-    PUSH_BATCH,
-    PUSH_RATE,
     ROOT,
     clean_env,
     code_version,
@@ -77,8 +75,10 @@ from common import (
     free_port,
     machine,
     machine_busy,
+    push_floor,
     sandbox_counts,
     sandbox_env,
+    sandbox_limits,
     tree_cpu,
 )
 from playwright.sync_api import sync_playwright
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
                     *("-m", "og_pipeline", "sandbox", "--port", str(sandbox_port)),
                     *("--subscriptions", str(args.subscriptions), "--seed", "1"),
                     *("--start-date", first.date().isoformat(), "--now", end.isoformat()),
-                    *sandbox_limits(args),
+                    *sandbox_limits(args.latency, args.requests_per_minute),
                 ],
                 env,
                 tmp / "sandbox.log",
@@ -280,16 +280,6 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
         raise
 
 
-def sandbox_limits(args: argparse.Namespace) -> list[str]:
-    """The sandbox's options for a remote API's round trip and Ordergroove's request limit."""
-    options = ["--ometria-rate-limit", str(PUSH_RATE)]
-    if args.latency > 0:
-        options += ["--slow-rate", "1", "--slow-seconds", str(args.latency)]
-    if args.requests_per_minute:
-        options += ["--requests-per-minute", str(args.requests_per_minute)]
-    return options
-
-
 def measure_floor(
     args: argparse.Namespace, sandbox: str, first: datetime, end: datetime, result: Result
 ) -> None:
@@ -299,7 +289,7 @@ def measure_floor(
         walk = bare_walk(f"{sandbox}/ordergroove", [resource], first, end, args.requests_per_minute)
         result.floor[resource] = walk.seconds
     result.contacts = contacts_with_email(sandbox)
-    result.push_floor = result.contacts / (PUSH_RATE * PUSH_BATCH)
+    result.push_floor = push_floor(result.contacts)
 
 
 def main() -> None:
