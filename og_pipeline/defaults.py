@@ -22,8 +22,8 @@ SYNC_SLOW_PAGE_SECONDS = 20.0
 OMETRIA_REQUESTS_PER_SECOND = 8.0
 # Seconds added to each 1-s window of that limit for clock and network jitter: 20 ms holds 98 %
 # of the rate (10 ms met 429s on a loaded 2-core machine; 50 ms held 95 %). A 429 is retried
-# after its Retry-After; the margin is not widened for it, as a few 429s at the start (another
-# client of the account) would slow the whole push.
+# after its Retry-After and the margin stays as set: widening it on each 429 took it to its
+# ceiling after a few and slowed the whole push (bench/README.md, the peer benchmark).
 OMETRIA_RATE_MARGIN_SECONDS = 0.02
 WEBHOOK_RETENTION_DAYS = 30
 

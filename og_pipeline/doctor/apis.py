@@ -99,6 +99,7 @@ def ometria(ctx: Context) -> Check:
             settings.ometria_api_url,
             key.get_secret_value(),
             requests_per_second=settings.ometria_requests_per_second,
+            rate_margin=settings.ometria_rate_margin_seconds,
             read_timeout=20,
             max_retries=2,
             max_retry_after=10,
