@@ -143,6 +143,7 @@ def backfill_year(
         "title": f"ui_bench: {RAW} over {(end - first) // timedelta(hours=1):,} hours",
     }
     began, launched_at = time.monotonic(), time.time()
+    result.launched_at = launched_at
     launched = graphql(base, LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     if launched["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"launchPartitionBackfill: {launched}")

@@ -85,6 +85,7 @@ from playwright.sync_api import sync_playwright
 from ui_backfill import RAW, backfill_facts, backfill_year, wait_for, wait_for_location, year_range
 from ui_pages import CHROMIUM, Load, PageSpec, Replay, measure_pages, replay
 from ui_report import report
+from ui_timeline import read_ui_timeline, timeline_table
 from walks import bare_walk
 
 from og_pipeline.cli.processes import spawn, stop
@@ -124,6 +125,9 @@ class Result:
     floor: dict[str, float] = field(default_factory=dict)
     push_floor: float = 0.0
     contacts: int = 0
+    launched_at: float = 0.0  # time.time() just before launchPartitionBackfill
+    timeline: dict[str, Any] = field(default_factory=dict)  # ui_timeline.UiTimeline.as_json
+    timeline_table: str = ""
 
 
 @contextmanager
@@ -274,6 +278,12 @@ def run(args: argparse.Namespace, tmp: Path, server: EmbeddedPostgres, result: R
             print(f"replaying the pages' {len(bodies)} GraphQL queries", flush=True)
             result.replays = replay(base, bodies, args.replays)
             backfill_facts(base, result)
+            # Last: it reads the instance's Postgres, whose caches the pages met cold.
+            timeline = read_ui_timeline(
+                dagster_url, tmp / "bench_home", result.backfill_id, result.launched_at
+            )
+            result.timeline = timeline.as_json()
+            result.timeline_table = timeline_table(timeline)
     except BaseException:
         for log in sorted(tmp.glob("*.log")):  # gone with the temp dir: their ends, to see why
             print(f"--- the end of {log.name}:\n{log.read_text(errors='replace')[-3000:]}")

@@ -151,7 +151,13 @@ def report(args: argparse.Namespace, result: Result, version: str) -> str:
         f"{cpu.get('chromium', 0):.0f} s, the rest {cpu.get('rest', 0):.0f} s (Postgres, "
         f"daemon, sandbox, other work on the machine); Dagster runs during them: "
         f"{others or 'none'}.\n\n"
-        f"{floor_table(result)}{loads_table(result)}\n\n"
+        f"{floor_table(result)}"
+        + (
+            f"Where the UI backfill's time went (the runs' event logs):\n\n{result.timeline_table}"
+            if result.timeline_table
+            else ""
+        )
+        + f"{loads_table(result)}\n\n"
         "What the first load of each page waited for:\n\n"
         f"{requests_table(result)}\n\nThe same queries replayed over plain HTTP:\n\n"
         f"{replay_table(result, args.replays)}\n"
