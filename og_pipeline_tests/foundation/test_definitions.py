@@ -63,6 +63,17 @@ def test_definitions_load_with_assets_in_their_groups_and_automation_on() -> Non
         assert definitions.resolve_job_def(job).name == job
 
 
+def test_every_job_runs_its_steps_in_the_run_process_the_ui_asset_job_too() -> None:
+    # A UI backfill of the raw asset runs Dagster's implicit asset job: with the multiprocess
+    # default, each of its steps would start (and import the project in) a process of its own.
+    definitions = defs()
+    jobs = [definitions.resolve_implicit_global_asset_job_def()]
+    jobs += [definitions.resolve_job_def(job.name) for job in definitions.jobs or []]
+    assert {job.name: job.executor_def.name for job in jobs} == {
+        job.name: dg.in_process_executor.name for job in jobs
+    }
+
+
 def test_dagster_definitions_validate_passes_with_the_project_instance(
     pg_server_url: str, tmp_path: Path
 ) -> None:
