@@ -162,7 +162,8 @@ STATS_KEY = dg.AssetKey("contact_subscription_stats")
     name="push_after_backfill",
     request_job=contacts_push_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    # Its wait is the backfill's contacts' wait for Ometria; the daemon's sensor loop is 5 s.
+    minimum_interval_seconds=10,
     description="After a run that synced Ordergroove records but not the contacts (a backfill "
     "launched from the UI), runs the stats and the push once.",
 )
