@@ -10,6 +10,7 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 import requests
+from run_memory import RunWorkerMemory
 
 if TYPE_CHECKING:
     from ui_bench import Result
@@ -142,8 +143,25 @@ def backfill_year(
         "tags": [{"key": "og/bench", "value": "ui_bench"}],
         "title": f"ui_bench: {RAW} over {(end - first) // timedelta(hours=1):,} hours",
     }
+    memory = RunWorkerMemory().start()  # the run workers' PSS, until no run is left
     began, launched_at = time.monotonic(), time.time()
     result.launched_at = launched_at
+    try:
+        _backfill(base, params, began, launched_at, timeout, push_timeout, result)
+    finally:
+        memory.stop()
+        result.run_memory = memory.as_json()
+
+
+def _backfill(
+    base: str,
+    params: dict[str, Any],
+    began: float,
+    launched_at: float,
+    timeout: float,
+    push_timeout: float,
+    result: Result,
+) -> None:
     launched = graphql(base, LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     if launched["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"launchPartitionBackfill: {launched}")

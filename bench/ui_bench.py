@@ -128,6 +128,8 @@ class Result:
     launched_at: float = 0.0  # time.time() just before launchPartitionBackfill
     timeline: dict[str, Any] = field(default_factory=dict)  # ui_timeline.UiTimeline.as_json
     timeline_table: str = ""
+    # Each run worker's tree (the backfill's run with its writer, then the push run): peak PSS.
+    run_memory: list[dict[str, float]] = field(default_factory=list)
 
 
 @contextmanager

@@ -68,6 +68,7 @@ class UiTimeline:
     def as_json(self) -> dict[str, Any]:
         return {
             "rows": self.rows(),
+            "total": self.push.ended - self.launched,
             "backfill_ended_after_launch": self.backfill_ended - self.launched,
             "planned": {"raw": self.raw.planned, "push": self.push.planned},
             "folded": {"raw": self.raw.folded, "push": self.push.folded},
