@@ -183,7 +183,7 @@ def read_timeline(dagster_url: str, run_ids: list[str], home: Path, t: Timeline)
         event = entry.dagster_event
         if event is None:
             message = entry.user_message or ""
-            if message.startswith("synced ") and " requests (" in message:
+            if walk_done_line(message):
                 t.walk_done = entry.timestamp
             progress = walk_line.match(message)
             if progress:
@@ -224,6 +224,11 @@ def read_timeline(dagster_url: str, run_ids: list[str], home: Path, t: Timeline)
     ]
     if missing:
         raise RuntimeError(f"the runs' event logs lack {missing}")
+
+
+def walk_done_line(message: str) -> bool:
+    """The raw step's closing line: 'synced N records in M requests (...)'."""
+    return message.startswith("synced ") and " requests (" in message
 
 
 def fold(entries: Sequence[Any]) -> list[list[Any]]:

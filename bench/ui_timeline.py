@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync_runs import PUSH, RAW, STATS, dagster_instance, fold
+from sync_runs import PUSH, RAW, STATS, dagster_instance, fold, walk_done_line
 
 AFTER_RUN_TAG = "og-pipeline/after-run"  # push_after_backfill's tag on the push run
 
@@ -89,8 +89,7 @@ def read_run(instance: Any, run_id: str) -> RunStamps:
     for entry in entries:
         event = entry.dagster_event
         if event is None:
-            message = entry.user_message or ""
-            if message.startswith("synced ") and " requests (" in message:
+            if walk_done_line(entry.user_message or ""):
                 stamps.walk_done = entry.timestamp
             continue
         step = entry.step_key or ""
