@@ -53,9 +53,10 @@ def defs() -> dg.Definitions:
             ometria_custom_events,
         ],
         asset_checks=HEALTH_CHECKS,
-        # The implicit asset job's too (a UI backfill of the raw asset, a click on Materialize):
-        # Dagster's default starts a process per step, about 2-3 s each on 2 cores, and the
-        # steps run one after another anyway.
+        # Every job's steps in the run's own process, the implicit asset job's too (a UI backfill
+        # of the raw asset, a click on Materialize): they run one after another anyway, and
+        # Dagster's default starts a process per step, 2-3 s each on 2 cores, on every webhook
+        # batch's way to Ometria and before every walk.
         executor=dg.in_process_executor,
         jobs=[
             health_checks_job,

@@ -55,8 +55,6 @@ ordergroove_sync_job = dg.define_asset_job(
         RAW_RECORDS, contact_subscription_stats, ometria_contact_fields
     ),
     description="Sync Ordergroove records for the hours of the run, then push changed contacts.",
-    # The steps run in sequence; one process keeps the run light on a small machine.
-    executor_def=dg.in_process_executor,
 )
 
 # The raw records alone, for long ranges (`og-pipeline sync` over more than a day, or a backfill
@@ -70,7 +68,6 @@ ordergroove_raw_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(RAW_RECORDS)
     - dg.AssetSelection.checks(*raw_records_freshness_checks),
     description="Sync Ordergroove records for the hours of the run (the push follows on its own).",
-    executor_def=dg.in_process_executor,
 )
 
 # Minute 5: records updated in the last seconds of the hour are committed on Ordergroove's side
@@ -107,9 +104,6 @@ webhook_events_job = dg.define_asset_job(
     ],
     description="Apply a batch of webhook events, update the affected contacts, "
     "send custom events.",
-    # One process for the whole batch: the steps run in sequence anyway, and a process per step
-    # would add seconds to every webhook's way to Ometria.
-    executor_def=dg.in_process_executor,
 )
 
 
@@ -151,7 +145,6 @@ contacts_push_job = dg.define_asset_job(
     "contacts_push",
     selection=[contact_subscription_stats, ometria_contact_fields],
     description="The stats and the push after a run that synced raw records without them.",
-    executor_def=dg.in_process_executor,
 )
 
 STATS_KEY = dg.AssetKey("contact_subscription_stats")
@@ -198,7 +191,6 @@ health_checks_job = dg.define_asset_job(
     selection=dg.AssetSelection.checks(*HEALTH_CHECKS),
     description="Push backlog, contacts Ometria refused, webhook events left unprocessed, and "
     "whether the hour's records and the push are fresh.",
-    executor_def=dg.in_process_executor,
 )
 health_checks_schedule = dg.ScheduleDefinition(
     job=health_checks_job,
