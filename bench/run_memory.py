@@ -53,9 +53,8 @@ class RunWorkerMemory:
         while not self._stop.wait(self.poll):
             self.sample()
 
-    def sample(self) -> bool:
-        """One look at every run worker; True if a peak rose."""
-        rose = False
+    def sample(self) -> None:
+        """One look at every run worker's tree."""
         now = time.time()
         for worker in run_workers():
             try:
@@ -71,8 +70,7 @@ class RunWorkerMemory:
             peak = self.peaks.setdefault(worker.pid, WorkerPeak(worker.pid, now, now))
             peak.last_seen = now
             if pss / MIB > peak.peak_mib:
-                peak.peak_mib, peak.processes_at_peak, rose = pss / MIB, len(tree), True
-        return rose
+                peak.peak_mib, peak.processes_at_peak = pss / MIB, len(tree)
 
     def as_json(self) -> list[dict[str, float]]:
         return [asdict(peak) for peak in sorted(self.peaks.values(), key=lambda p: p.first_seen)]
